@@ -1,0 +1,1 @@
+"""Memories: storage, embeddings, sectors and retrieval."""

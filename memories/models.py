@@ -1,0 +1,100 @@
+"""Memory and Tag models, with the queryset filters every read composes."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from memories.fields import EmbeddingField
+from memories.sectors import SECTOR_NAMES
+
+SECTOR_CHOICES = [(name, name) for name in SECTOR_NAMES]
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MemoryQuerySet(models.QuerySet):
+    def for_user(self, user_id: str | None) -> MemoryQuerySet:
+        """Memories of one user; `None` selects the shared pool (memories with no user)."""
+        if user_id is None:
+            return self.filter(user_id__isnull=True)
+        return self.filter(user_id=user_id)
+
+    def in_sector(self, sector: str | None) -> MemoryQuerySet:
+        return self if not sector else self.filter(primary_sector=sector)
+
+    def with_any_tag(self, tags: list[str] | None) -> MemoryQuerySet:
+        if not tags:
+            return self
+        # A subquery rather than a join: no duplicate rows, and the vector backends can
+        # keep ordering by distance on the memory table alone.
+        tagged = Memory.tags.through.objects.filter(tag__name__in=tags).values("memory_id")
+        return self.filter(id__in=tagged)
+
+    def embedded_by(self, model_id: str) -> MemoryQuerySet:
+        return self.filter(embedding_model=model_id)
+
+    def for_listing(self) -> MemoryQuerySet:
+        """Everything a response needs, without the embedding, in two queries."""
+        return self.defer("embedding").prefetch_related("tags").order_by("-created_at", "-id")
+
+
+class Memory(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # NULL user_id is the shared pool: memories added without a user, visible to queries
+    # that do not filter by user.
+    user_id = models.CharField(max_length=128, null=True, blank=True, db_index=True)  # noqa: DJ001
+    content = models.TextField()
+    # sha256 of the normalised content; drives per-user duplicate detection.
+    content_hash = models.CharField(max_length=64, editable=False)
+    tags = models.ManyToManyField(Tag, related_name="memories", blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    primary_sector = models.CharField(max_length=16, choices=SECTOR_CHOICES, db_index=True)
+    sectors = models.JSONField(default=list)
+    salience = models.FloatField(default=0.5)
+    decay_lambda = models.FloatField(default=0.005)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(db_index=True)
+    updated_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    embedding = EmbeddingField(null=True, editable=False)
+    embedding_model = models.CharField(max_length=128, editable=False, db_index=True)
+
+    objects = MemoryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "memories"
+        constraints = [
+            # Duplicates are detected per user only (never across users); the shared pool
+            # (NULL user) is a scope of its own. Partial indexes work on PostgreSQL and SQLite.
+            models.UniqueConstraint(
+                fields=["user_id", "content_hash"],
+                condition=Q(user_id__isnull=False),
+                name="memory_unique_content_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["content_hash"],
+                condition=Q(user_id__isnull=True),
+                name="memory_unique_content_shared",
+            ),
+            models.CheckConstraint(
+                condition=Q(salience__gte=0) & Q(salience__lte=1), name="memory_salience_0_1"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user_id", "-created_at"], name="memory_user_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id or '(shared)'}: {self.content[:60]}"

@@ -1,0 +1,224 @@
+"""Writes to memories: add (single and batch), update, delete, reinforce."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Least
+
+from memories.embeddings import embed_one, get_provider
+from memories.models import Memory, Tag
+from memories.sectors import SECTORS, classify
+from memories.selectors import memory_get
+from openmemory import clock
+from openmemory.exceptions import ServiceError
+from users import services as user_services
+
+
+@dataclass(frozen=True)
+class MemoryInput:
+    content: str
+    user_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    memory: Memory
+    deduplicated: bool
+
+
+def content_hash(content: str) -> str:
+    """Duplicate key: the same words, whatever the case and spacing."""
+    return hashlib.sha256(" ".join(content.split()).casefold().encode()).hexdigest()
+
+
+def memory_create(
+    *,
+    content: str,
+    user_id: str | None = None,
+    tags: list[str] | None = None,
+    metadata: dict | None = None,
+) -> CreateResult:
+    item = MemoryInput(content=content, user_id=user_id, tags=tags or [], metadata=metadata or {})
+    return memory_create_batch(items=[item])[0]
+
+
+def memory_create_batch(*, items: list[MemoryInput]) -> list[CreateResult]:
+    """Stores the items all-or-nothing; results are in input order. An item whose content its
+    user (or the shared pool) already holds returns that memory with deduplicated=True."""
+    items = [_clean_input(item) for item in items]
+    hashes = [content_hash(item.content) for item in items]
+    # Embedding may be a network call: done before the transaction opens.
+    vectors = get_provider().embed([item.content for item in items])
+    try:
+        return _store_batch(items, hashes, vectors)
+    except IntegrityError:
+        # A concurrent add stored one of these contents between our duplicate check and our
+        # insert; the unique constraint refused ours, so run again and find theirs.
+        return _store_batch(items, hashes, vectors)
+
+
+def _clean_input(item: MemoryInput) -> MemoryInput:
+    content = item.content.strip()
+    if not content:
+        raise ServiceError("content required")
+    return MemoryInput(
+        content=content, user_id=item.user_id, tags=item.tags, metadata=item.metadata
+    )
+
+
+@transaction.atomic
+def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[CreateResult]:
+    now = clock.now()
+    model_id = get_provider().model_id
+    existing = {
+        (m.user_id, m.content_hash): m
+        for m in Memory.objects.filter(content_hash__in=set(hashes)).defer("embedding")
+    }
+    results: list[CreateResult | None] = [None] * len(items)
+    pending: dict[tuple[str | None, str], Memory] = {}
+    new_rows: list[tuple[Memory, list[str]]] = []
+    seen_again: list[Memory] = []
+    for index, (item, digest, vector) in enumerate(zip(items, hashes, vectors, strict=True)):
+        key = (item.user_id, digest)
+        if key in existing:
+            memory = existing[key]
+            if memory not in seen_again:
+                seen_again.append(memory)
+            results[index] = CreateResult(memory, deduplicated=True)
+            continue
+        if key in pending:
+            results[index] = CreateResult(pending[key], deduplicated=True)
+            continue
+        sector = classify(item.content, item.metadata)
+        memory = Memory(
+            user_id=item.user_id,
+            content=item.content,
+            content_hash=digest,
+            metadata=item.metadata,
+            primary_sector=sector.primary,
+            sectors=sector.sectors,
+            salience=_default_salience(),
+            decay_lambda=SECTORS[sector.primary].decay_lambda,
+            created_at=now,
+            updated_at=now,
+            last_seen_at=now,
+            embedding=vector,
+            embedding_model=model_id,
+        )
+        pending[key] = memory
+        new_rows.append((memory, item.tags))
+        results[index] = CreateResult(memory, deduplicated=False)
+
+    if new_rows:
+        Memory.objects.bulk_create([memory for memory, _ in new_rows])
+        _attach_tags(new_rows)
+    if seen_again:
+        Memory.objects.filter(pk__in=[m.pk for m in seen_again]).update(last_seen_at=now)
+        for memory in seen_again:
+            memory.last_seen_at = now
+    added = Counter(memory.user_id for memory, _ in new_rows if memory.user_id is not None)
+    if added:
+        user_services.user_summary_note_added(counts=dict(added))
+    return results  # type: ignore[return-value]
+
+
+def _default_salience() -> float:
+    return min(1.0, max(0.0, settings.OM_DEFAULT_SALIENCE))
+
+
+def _tags_by_name(names: set[str]) -> dict[str, Tag]:
+    if not names:
+        return {}
+    # ignore_conflicts: a concurrent request may create the same tag at the same moment.
+    Tag.objects.bulk_create([Tag(name=name) for name in names], ignore_conflicts=True)
+    return {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+
+
+def _attach_tags(rows: list[tuple[Memory, list[str]]]) -> None:
+    tags = _tags_by_name({name for _, names in rows for name in names})
+    through = Memory.tags.through
+    links = [
+        through(memory_id=memory.pk, tag_id=tags[name].pk)
+        for memory, names in rows
+        for name in names
+    ]
+    through.objects.bulk_create(links)
+    for memory, names in rows:
+        # Lets the response show the tags without another query.
+        memory._prefetched_objects_cache = {"tags": [tags[name] for name in sorted(names)]}
+
+
+@transaction.atomic
+def memory_update(
+    *,
+    memory_id: str,
+    content: str | None = None,
+    tags: list[str] | None = None,
+    metadata: dict | None = None,
+) -> Memory:
+    memory = memory_get(memory_id=memory_id, for_update=True)
+    now = clock.now()
+    if content is not None:
+        content = content.strip()
+        if not content:
+            raise ServiceError("content required")
+        digest = content_hash(content)
+        if digest != memory.content_hash:
+            clash = Memory.objects.for_user(memory.user_id).filter(content_hash=digest)
+            if clash.exclude(pk=memory.pk).exists():
+                raise ServiceError("an identical memory already exists for this user", 409)
+            memory.content = content
+            memory.content_hash = digest
+            memory.embedding = embed_one(content)
+            memory.embedding_model = get_provider().model_id
+            sector = classify(content, metadata if metadata is not None else memory.metadata)
+            memory.primary_sector = sector.primary
+            memory.sectors = sector.sectors
+            memory.decay_lambda = SECTORS[sector.primary].decay_lambda
+        elif content != memory.content:
+            memory.content = content
+    if metadata is not None:
+        memory.metadata = metadata
+        if content is None:
+            sector = classify(memory.content, metadata)
+            memory.primary_sector, memory.sectors = sector.primary, sector.sectors
+            memory.decay_lambda = SECTORS[sector.primary].decay_lambda
+    memory.version = F("version") + 1
+    memory.updated_at = now
+    memory.save()
+    if tags is not None:
+        found = _tags_by_name(set(tags))
+        memory.tags.set([found[name] for name in tags])
+    if memory.user_id is not None:
+        user_services.user_summary_mark_stale(user_id=memory.user_id)
+    return memory_get(memory_id=memory_id)
+
+
+@transaction.atomic
+def memory_delete(*, memory_id: str) -> None:
+    memory = memory_get(memory_id=memory_id, for_update=True)
+    memory.delete()
+    if memory.user_id is not None:
+        user_services.user_summary_mark_stale(user_id=memory.user_id)
+
+
+def memory_reinforce(*, memory_id: str, boost: float) -> Memory:
+    memory_get(memory_id=memory_id)
+    Memory.objects.filter(pk=memory_id).update(
+        salience=Least(F("salience") + boost, 1.0), last_seen_at=clock.now()
+    )
+    return memory_get(memory_id=memory_id)
+
+
+def memories_delete_for_user(*, user_id: str) -> int:
+    """Removes every memory of one user, with its vector and tag links; returns how many."""
+    _, per_model = Memory.objects.for_user(user_id).delete()
+    return per_model.get(Memory._meta.label, 0)

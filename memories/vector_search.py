@@ -1,0 +1,88 @@
+"""The vector-search interface: a pgvector backend and a portable (numpy) backend."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import IntegerField
+from django.db.models.expressions import RawSQL
+
+from memories.fields import to_pgvector_text
+from memories.models import MemoryQuerySet
+
+# The HNSW index is built on this cast (see migration 0002); only queries that order by the
+# same expression can use it, so the exact path below can never be hijacked by the index.
+HNSW_DIM = 384
+
+
+@dataclass(frozen=True)
+class Hit:
+    memory_id: str
+    similarity: float  # cosine similarity in [-1, 1]
+
+
+class VectorSearchBackend(Protocol):
+    def search(self, scope: MemoryQuerySet, vector: np.ndarray, k: int) -> list[Hit]:
+        """The k memories of `scope` nearest to `vector`, nearest first."""
+        ...
+
+
+class PortableBackend:
+    """Exact cosine ranking in numpy over the scope's vectors; works on any database."""
+
+    def search(self, scope: MemoryQuerySet, vector: np.ndarray, k: int) -> list[Hit]:
+        rows = list(scope.values_list("id", "embedding"))
+        if not rows:
+            return []
+        ids = [row[0] for row in rows]
+        matrix = np.stack([row[1] for row in rows])
+        sims = matrix @ vector
+        top = np.argpartition(-sims, k - 1)[:k] if len(ids) > k else np.arange(len(ids))
+        top = top[np.lexsort((top, -sims[top]))]
+        return [Hit(str(ids[i]), float(sims[i])) for i in top]
+
+
+class PgvectorBackend:
+    """Scope first, then rank: exact distance sort for small scopes (a user's memories,
+    found through the user_id index), HNSW with iterative scan for large ones."""
+
+    def search(self, scope: MemoryQuerySet, vector: np.ndarray, k: int) -> list[Hit]:
+        qvec = to_pgvector_text(vector)
+        if len(vector) == HNSW_DIM and self._scope_is_large(scope):
+            # relaxed_order keeps walking the graph until k rows pass the scope's filters;
+            # its output may be slightly out of order, hence the sort below.
+            distance = RawSQL(f"embedding::vector({HNSW_DIM}) <=> %s::vector({HNSW_DIM})", (qvec,))
+            # The index is partial on the dimension: repeat its predicate so it qualifies.
+            scope = scope.alias(
+                dims=RawSQL("vector_dims(embedding)", (), output_field=IntegerField())
+            ).filter(dims=HNSW_DIM)
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                cursor.execute(f"SET LOCAL hnsw.ef_search = {int(settings.OM_HNSW_EF_SEARCH)}")
+                rows = self._nearest(scope, distance, k)
+            rows.sort(key=lambda row: (row[1], str(row[0])))
+        else:
+            rows = self._nearest(scope, RawSQL("embedding <=> %s::vector", (qvec,)), k)
+        return [Hit(str(mid), 1.0 - float(dist)) for mid, dist in rows]
+
+    @staticmethod
+    def _nearest(scope: MemoryQuerySet, distance: RawSQL, k: int) -> list[tuple]:
+        return list(
+            scope.annotate(dist=distance).order_by("dist", "id").values_list("id", "dist")[:k]
+        )
+
+    @staticmethod
+    def _scope_is_large(scope: MemoryQuerySet) -> bool:
+        # Bounded count: stops reading after the threshold instead of counting everything.
+        limit = settings.OM_HNSW_MIN_SCOPE
+        return len(scope.values_list("pk", flat=True)[: limit + 1]) > limit
+
+
+@functools.cache
+def get_backend() -> VectorSearchBackend:
+    return PgvectorBackend() if connection.vendor == "postgresql" else PortableBackend()

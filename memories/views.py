@@ -1,0 +1,140 @@
+"""HTTP API for memories: parse with a serializer, call a service or selector, shape JSON."""
+
+from __future__ import annotations
+
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from memories import selectors, services
+from memories.models import Memory
+from memories.serializers import (
+    MemoryAddSerializer,
+    MemoryBatchSerializer,
+    MemoryListSerializer,
+    MemoryQuerySerializer,
+    MemoryUpdateSerializer,
+    ReinforceSerializer,
+)
+from openmemory.clock import to_ms
+
+
+def parse(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def memory_item(memory: Memory) -> dict:
+    return {
+        "id": str(memory.id),
+        "content": memory.content,
+        "tags": sorted(tag.name for tag in memory.tags.all()),
+        "metadata": memory.metadata,
+        "created_at": to_ms(memory.created_at),
+        "updated_at": to_ms(memory.updated_at),
+        "last_seen_at": to_ms(memory.last_seen_at),
+        "salience": memory.salience,
+        "decay_lambda": memory.decay_lambda,
+        "primary_sector": memory.primary_sector,
+        "sectors": memory.sectors,
+        "version": memory.version,
+        "user_id": memory.user_id,
+    }
+
+
+def match_item(match: selectors.Match) -> dict:
+    memory = match.memory
+    return {
+        "id": str(memory.id),
+        "content": memory.content,
+        "score": round(match.score, 6),
+        "sectors": memory.sectors,
+        "primary_sector": memory.primary_sector,
+        "salience": memory.salience,
+        "last_seen_at": to_ms(memory.last_seen_at),
+        "tags": sorted(tag.name for tag in memory.tags.all()),
+        "metadata": memory.metadata,
+        "user_id": memory.user_id,
+    }
+
+
+def created_item(result: services.CreateResult) -> dict:
+    body = {
+        "id": str(result.memory.id),
+        "primary_sector": result.memory.primary_sector,
+        "sectors": result.memory.sectors,
+    }
+    if result.deduplicated:
+        body["deduplicated"] = True
+    return body
+
+
+class MemoryViewSet(viewsets.ViewSet):
+    lookup_field = "memory_id"
+    lookup_value_regex = "[^/]+"
+
+    @action(detail=False, methods=["post"], url_path="add")
+    def add(self, request: Request) -> Response:
+        data = parse(MemoryAddSerializer, request.data)
+        result = services.memory_create(**data)
+        code = status.HTTP_200_OK if result.deduplicated else status.HTTP_201_CREATED
+        return Response(created_item(result), status=code)
+
+    @action(detail=False, methods=["post"], url_path="add/batch")
+    def add_batch(self, request: Request) -> Response:
+        data = parse(MemoryBatchSerializer, request.data)
+        items = [services.MemoryInput(**item) for item in data["items"]]
+        results = services.memory_create_batch(items=items)
+        return Response(
+            {
+                "ids": [str(r.memory.id) for r in results],
+                "items": [created_item(r) for r in results],
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+    @action(detail=False, methods=["post"], url_path="query")
+    def query(self, request: Request) -> Response:
+        data = parse(MemoryQuerySerializer, request.data)
+        filters = data["filters"]
+        scope = {}
+        if "user_id" in filters or "user_id" in data:
+            scope["user_id"] = filters.get("user_id", data.get("user_id"))
+        matches = selectors.memory_query(
+            query=data["query"],
+            k=data["k"],
+            sector=filters.get("sector"),
+            min_score=filters.get("min_score"),
+            tags=filters.get("tags"),
+            **scope,
+        )
+        return Response({"query": data["query"], "matches": [match_item(m) for m in matches]})
+
+    @action(detail=False, methods=["get"], url_path="all")
+    def all(self, request: Request) -> Response:
+        data = parse(MemoryListSerializer, request.query_params)
+        scope = {"user_id": data["user_id"]} if "user_id" in data else {}
+        memories = selectors.memory_list(
+            sector=data.get("sector"), limit=data["l"], offset=data["u"], **scope
+        )
+        return Response({"items": [memory_item(m) for m in memories]})
+
+    @action(detail=False, methods=["post"], url_path="reinforce")
+    def reinforce(self, request: Request) -> Response:
+        data = parse(ReinforceSerializer, request.data)
+        memory = services.memory_reinforce(memory_id=str(data["id"]), boost=data["boost"])
+        return Response({"ok": True, "id": str(memory.id), "salience": memory.salience})
+
+    def retrieve(self, request: Request, memory_id: str) -> Response:
+        return Response(memory_item(selectors.memory_get(memory_id=memory_id)))
+
+    def partial_update(self, request: Request, memory_id: str) -> Response:
+        data = parse(MemoryUpdateSerializer, request.data)
+        memory = services.memory_update(memory_id=memory_id, **data)
+        return Response({"ok": True, **memory_item(memory)})
+
+    def destroy(self, request: Request, memory_id: str) -> Response:
+        services.memory_delete(memory_id=memory_id)
+        return Response({"ok": True, "id": memory_id})

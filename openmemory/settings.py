@@ -1,0 +1,173 @@
+"""Every setting of the server, read from environment variables in this one module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from openmemory.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("OM_DATA_DIR", str(BASE_DIR / "data")))
+
+# --- Django core -------------------------------------------------------------------------
+DEBUG = env_bool("OM_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("OM_ALLOWED_HOSTS") or ["*"]
+CSRF_TRUSTED_ORIGINS = env_list("OM_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "openmemory.apps.OpenMemoryConfig",
+    "memories",
+    "users",
+]
+
+MIDDLEWARE = [
+    "openmemory.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "openmemory.urls"
+WSGI_APPLICATION = "openmemory.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------
+# Default: a SQLite file under ./data/, so a bare machine needs nothing else.
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'openmemory.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+}
+_engine = DATABASES["default"]["ENGINE"]
+if _engine.endswith("sqlite3"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        # WAL lets readers proceed during a write; the busy timeout makes concurrent writers
+        # (several gunicorn workers) wait for the lock instead of failing at once.
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    )
+elif "postgresql" in _engine:
+    # No server-side prepared statements: a cached generic plan can pick the HNSW index
+    # before the user filter and return fewer than k rows (see docs/stack-notes).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+else:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (with pgvector) or SQLite")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- API ---------------------------------------------------------------------------------
+# One key or a comma-separated list; empty means the API is open (announced at start).
+OM_API_KEYS = env_list("OM_API_KEY")
+OM_PORT = env_int("OM_PORT", 8080, minimum=1)
+OM_MAX_BODY_BYTES = env_int("OM_MAX_BODY_BYTES", 1_000_000, minimum=1024)
+OM_MAX_CONTENT_CHARS = env_int("OM_MAX_CONTENT_CHARS", 20_000, minimum=1)
+OM_MAX_BATCH = env_int("OM_MAX_BATCH", 500, minimum=1)
+OM_MAX_K = env_int("OM_MAX_K", 100, minimum=1)
+OM_MAX_LIMIT = env_int("OM_MAX_LIMIT", 1000, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = OM_MAX_BODY_BYTES
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["openmemory.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["openmemory.auth.HasApiKey"],
+    "DEFAULT_PARSER_CLASSES": ["openmemory.parsers.LenientJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "openmemory.exceptions.err_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Memories ----------------------------------------------------------------------------
+OM_EMBEDDINGS = env_choice("OM_EMBEDDINGS", "synthetic", ("synthetic", "openai"))
+OM_VECTOR_DIM = env_int("OM_VECTOR_DIM", 384, minimum=8)
+OM_OPENAI_BASE_URL = env_str("OM_OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/")
+OM_OPENAI_MODEL = env_str("OM_OPENAI_MODEL", "text-embedding-3-small")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OM_OPENAI_TIMEOUT = env_float("OM_OPENAI_TIMEOUT", 30.0)
+if OM_EMBEDDINGS == "openai" and not OPENAI_API_KEY and "api.openai.com" in OM_OPENAI_BASE_URL:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("OM_EMBEDDINGS=openai against api.openai.com needs OPENAI_API_KEY")
+
+# Scopes (one user's memories, or all) larger than this are searched through the HNSW index on
+# PostgreSQL; smaller ones are ranked exactly, which is both faster and exact there.
+OM_HNSW_MIN_SCOPE = env_int("OM_HNSW_MIN_SCOPE", 20_000, minimum=1)
+OM_HNSW_EF_SEARCH = env_int("OM_HNSW_EF_SEARCH", 100, minimum=1)
+OM_DEFAULT_SALIENCE = env_float("OM_DEFAULT_SALIENCE", 0.5)
+OM_REINFORCE_BOOST = env_float("OM_REINFORCE_BOOST", 0.1)
+
+# --- User summaries ----------------------------------------------------------------------
+OM_USER_SUMMARY_INTERVAL = env_int("OM_USER_SUMMARY_INTERVAL", 30, minimum=1)
+OM_USE_SUMMARY_ONLY = env_bool("OM_USE_SUMMARY_ONLY", False)
+OM_SUMMARY_MAX_LENGTH = env_int("OM_SUMMARY_MAX_LENGTH", 200, minimum=10)
+
+# --- Celery ------------------------------------------------------------------------------
+# Without a broker, tasks run in-process at commit time: the embedded default needs no Redis.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("OM_LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "celery": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,20 @@
+"""WSGI entry point for gunicorn; warns loudly when the API runs without a key."""
+
+import logging
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openmemory.settings")
+
+application = get_wsgi_application()
+
+from django.conf import settings  # noqa: E402
+
+if not settings.OM_API_KEYS:
+    logging.getLogger("openmemory").warning(
+        "\n%s\nOM_API_KEY is not set: the API is OPEN to anyone who can reach it.\n"
+        "Set OM_API_KEY=<key>[,<key>...] before exposing this server.\n%s",
+        "!" * 72,
+        "!" * 72,
+    )

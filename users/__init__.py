@@ -1,0 +1,1 @@
+"""Users: per-user summaries and the per-user endpoints."""

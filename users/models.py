@@ -1,0 +1,28 @@
+"""UserSummary: a user's profile summary and the bookkeeping that schedules its refresh."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class UserSummary(models.Model):
+    user_id = models.CharField(max_length=128, unique=True)
+    summary = models.TextField(blank=True, default="")
+    reflection_count = models.PositiveIntegerField(default=0)
+    # Null until the first summary is generated.
+    updated_at = models.DateTimeField(null=True, blank=True)
+    memory_count = models.PositiveIntegerField(default=0, help_text="memories at last generation")
+    # Memories added since the last generation; a regeneration is due at the interval.
+    pending_memories = models.PositiveIntegerField(default=0)
+    stale = models.BooleanField(default=True, db_index=True)
+    # Set when a regeneration is enqueued, cleared when one runs: keeps concurrent adds from
+    # enqueuing the same regeneration twice.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user_id"]
+        verbose_name_plural = "user summaries"
+
+    def __str__(self) -> str:
+        return self.user_id

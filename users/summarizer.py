@@ -1,0 +1,57 @@
+"""Builds a user's profile summary from their memories (plain extractive first version)."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+
+from memories.models import Memory
+
+_SPACE = re.compile(r"\s+")
+_LEAD_USER = re.compile(r"^(the )?user\s+", re.IGNORECASE)
+MAX_SOURCE_MEMORIES = 200
+
+
+def summarize(user_id: str) -> tuple[str, int]:
+    """Returns (summary, number of memories the user has).
+
+    Most salient, then most recently seen memories first; each becomes one sentence about
+    "the user", repeats dropped, until OM_SUMMARY_MAX_LENGTH words are used.
+    """
+    memories = Memory.objects.for_user(user_id)
+    total = memories.count()
+    rows = memories.order_by("-salience", "-last_seen_at", "id").values_list("content", flat=True)
+    budget = settings.OM_SUMMARY_MAX_LENGTH
+    sentences: list[str] = []
+    seen: set[str] = set()
+    used = 0
+    for content in rows[:MAX_SOURCE_MEMORIES]:
+        sentence = _as_sentence(content)
+        key = sentence.casefold()
+        if key in seen:
+            continue
+        words = len(sentence.split())
+        if used + words > budget:
+            if not sentences:
+                sentences.append(" ".join(sentence.split()[:budget]).rstrip(".") + "...")
+            break
+        seen.add(key)
+        sentences.append(sentence)
+        used += words
+    return " ".join(sentences), total
+
+
+def _as_sentence(content: str) -> str:
+    text = _SPACE.sub(" ", content).strip()
+    text = _LEAD_USER.sub("", text)
+    if not text:
+        return ""
+    text = "The user " + text[0].lower() + text[1:] if _starts_with_verb(text) else text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def _starts_with_verb(text: str) -> bool:
+    first = text.split(" ", 1)[0].lower()
+    return first.endswith(("s", "ed")) and first not in {"this", "his", "is", "was", "has"}

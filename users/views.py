@@ -1,0 +1,50 @@
+"""HTTP API for one user's memories and summary."""
+
+from __future__ import annotations
+
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from memories.serializers import PageSerializer
+from memories.validation import clean_user_id
+from memories.views import memory_item, parse
+from openmemory.clock import to_ms
+from users import selectors, services
+from users.models import UserSummary
+
+
+def summary_item(summary: UserSummary) -> dict:
+    return {
+        "user_id": summary.user_id,
+        "summary": summary.summary,
+        "reflection_count": summary.reflection_count,
+        "updated_at": to_ms(summary.updated_at),
+    }
+
+
+class UserViewSet(viewsets.ViewSet):
+    lookup_field = "user_id"
+    lookup_value_regex = "[^/]+"
+
+    @action(detail=True, methods=["get", "delete"], url_path="memories")
+    def memories(self, request: Request, user_id: str) -> Response:
+        user_id = clean_user_id(user_id)
+        if request.method == "DELETE":
+            deleted = services.user_delete_memories(user_id=user_id)
+            return Response({"ok": True, "user_id": user_id, "deleted": deleted})
+        page = parse(PageSerializer, request.query_params)
+        items = selectors.user_memories(user_id=user_id, limit=page["l"], offset=page["u"])
+        return Response({"user_id": user_id, "items": [memory_item(m) for m in items]})
+
+    @action(detail=True, methods=["get"], url_path="summary")
+    def summary(self, request: Request, user_id: str) -> Response:
+        user_id = clean_user_id(user_id)
+        return Response(summary_item(selectors.user_summary_get(user_id=user_id)))
+
+    @action(detail=True, methods=["post"], url_path="summary/regenerate")
+    def regenerate(self, request: Request, user_id: str) -> Response:
+        user_id = clean_user_id(user_id)
+        summary = services.user_summary_regenerate(user_id=user_id)
+        return Response({"ok": True, **summary_item(summary)})
