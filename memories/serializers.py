@@ -54,7 +54,7 @@ class TagsField(serializers.ListField):
     child = StrictCharField(trim_whitespace=False, allow_blank=True)
 
     def to_internal_value(self, data):
-        if not isinstance(data, list):
+        if not isinstance(data, list) or not all(isinstance(tag, str) for tag in data):
             raise serializers.ValidationError("tags must be a list of strings")
         try:
             return validation.clean_tags(super().to_internal_value(data))

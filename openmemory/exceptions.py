@@ -30,18 +30,38 @@ class NotFound(ServiceError):
     status_code = status.HTTP_404_NOT_FOUND
 
 
-def _first_message(detail) -> str:
+def _first_error(detail, path: tuple = ()) -> tuple[tuple, str] | None:
+    """The first (path, message) in a DRF error tree, depth first."""
     if isinstance(detail, dict):
-        if not detail:
-            return "invalid request"
-        key, value = next(iter(detail.items()))
-        message = _first_message(value)
-        if key in ("non_field_errors", "detail") or message.startswith(f"{key} "):
-            return message
-        return f"{key}: {message}"
+        for key, value in detail.items():
+            found = _first_error(value, (*path, key))
+            if found:
+                return found
+        return None
     if isinstance(detail, list):
-        return _first_message(detail[0]) if detail else "invalid request"
-    return str(detail)
+        for value in detail:
+            found = _first_error(value, path)
+            if found:
+                return found
+        return None
+    return path, str(detail)
+
+
+def _first_message(detail) -> str:
+    found = _first_error(detail)
+    if found is None:
+        return "invalid request"
+    path, message = found
+    keys = [k for k in path if k not in ("non_field_errors", "detail")]
+    field = keys[-1] if keys and isinstance(keys[-1], str) else None
+    if field is not None and not message.startswith(field):
+        message = f"{field}: {message}"
+    # Keep only the position inside a list (e.g. which batch item failed).
+    last_index = max((i for i, k in enumerate(keys) if isinstance(k, int)), default=None)
+    if last_index is None:
+        return message
+    where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys[: last_index + 1])
+    return f"{where.lstrip('.')}: {message}"
 
 
 def err_exception_handler(exc: Exception, context: dict) -> Response:

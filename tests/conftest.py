@@ -1,0 +1,90 @@
+"""Shared fixtures: an API client, small factories, and the database-availability gate."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings as django_settings
+from rest_framework.test import APIClient
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _postgres_problem() -> str | None:
+    """Why the configured PostgreSQL cannot run the suite, or None when it can."""
+    import psycopg
+
+    db = django_settings.DATABASES["default"]
+    try:
+        with psycopg.connect(
+            host=db.get("HOST") or None,
+            port=db.get("PORT") or None,
+            user=db.get("USER") or None,
+            password=db.get("PASSWORD") or None,
+            dbname="postgres",
+            connect_timeout=3,
+        ) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+            ).fetchone()
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {db.get('HOST')}:{db.get('PORT')} is not reachable ({exc})"
+    if row is None:
+        return "PostgreSQL has no pgvector extension (run .ci/install-pgvector)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if "postgresql" not in django_settings.DATABASES["default"]["ENGINE"]:
+        return
+    problem = _postgres_problem()
+    if problem is None:
+        return
+    if IN_CI:
+        pytest.exit(f"CI=true and {problem}", returncode=1)
+    skip = pytest.mark.skip(reason=problem)
+    for item in items:
+        item.add_marker(skip)
+
+
+@pytest.fixture
+def api(db) -> APIClient:
+    """An HTTP client speaking JSON to the API, as the real clients do."""
+    return APIClient()
+
+
+@pytest.fixture
+def add(api):
+    """add(content, user_id=..., tags=..., metadata=...) -> response JSON (asserts 2xx)."""
+
+    def _add(content: str, **fields) -> dict:
+        response = api.post("/memory/add", {"content": content, **fields}, format="json")
+        assert response.status_code in (200, 201), response.content
+        return response.json()
+
+    return _add
+
+
+@pytest.fixture
+def query(api):
+    def _query(text: str, k: int = 8, **filters) -> list[dict]:
+        body = {"query": text, "k": k, "filters": filters}
+        response = api.post("/memory/query", body, format="json")
+        assert response.status_code == 200, response.content
+        return response.json()["matches"]
+
+    return _query
+
+
+@pytest.fixture(autouse=True)
+def _fresh_providers():
+    """Settings overrides in a test must reach the cached provider and backend."""
+    from memories.embeddings import get_provider
+    from memories.vector_search import get_backend
+
+    get_provider.cache_clear()
+    get_backend.cache_clear()
+    yield
+    get_provider.cache_clear()
+    get_backend.cache_clear()

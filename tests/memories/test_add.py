@@ -1,0 +1,118 @@
+"""Adding memories: single, batch, duplicates and sectors."""
+
+from __future__ import annotations
+
+import pytest
+
+from memories.models import Memory
+
+
+def test_add_returns_id_and_sectors(api):
+    response = api.post(
+        "/memory/add",
+        {
+            "content": "User prefers dark mode in applications",
+            "tags": ["preferences", "ui"],
+            "user_id": "user_123",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"id", "primary_sector", "sectors"}
+    assert body["primary_sector"] == "semantic"
+    assert body["sectors"][0] == "semantic"
+    memory = Memory.objects.get(pk=body["id"])
+    assert memory.user_id == "user_123"
+    assert sorted(t.name for t in memory.tags.all()) == ["preferences", "ui"]
+    assert memory.embedding is not None and memory.embedding.shape == (384,)
+
+
+def test_add_without_user_goes_to_shared_pool(add):
+    body = add("The office closes at 6pm on Fridays")
+
+    assert Memory.objects.get(pk=body["id"]).user_id is None
+
+
+def test_same_content_for_same_user_is_deduplicated(api, add):
+    first = add("User completed Python course", user_id="user_123")
+    again = api.post(
+        "/memory/add",
+        {"content": "  user completed   python course ", "user_id": "user_123"},
+        format="json",
+    )
+
+    assert again.status_code == 200
+    assert again.json()["id"] == first["id"]
+    assert again.json()["deduplicated"] is True
+    assert Memory.objects.count() == 1
+
+
+def test_duplicate_detection_never_crosses_users(add):
+    alice = add("User completed Python course", user_id="alice")
+    bob = add("User completed Python course", user_id="bob")
+    shared = add("User completed Python course")
+
+    assert len({alice["id"], bob["id"], shared["id"]}) == 3
+    assert "deduplicated" not in bob and "deduplicated" not in shared
+
+
+def test_metadata_sector_overrides_classifier(add):
+    body = add("I feel so happy today", metadata={"sector": "reflective"})
+
+    assert body["primary_sector"] == "reflective"
+    assert "emotional" in body["sectors"]
+
+
+@pytest.mark.parametrize(
+    ("content", "sector"),
+    [
+        ("I feel anxious and stressed about the exam", "emotional"),
+        ("How to deploy: first build the image, then run the migrations", "procedural"),
+        ("Yesterday we went to the museum and met Anna", "episodic"),
+        ("Looking back, I realized the lesson was patience", "reflective"),
+        ("Paris is the capital of France", "semantic"),
+    ],
+)
+def test_classifier_picks_the_sector(add, content, sector):
+    assert add(content)["primary_sector"] == sector
+
+
+def test_batch_adds_in_order_and_dedupes_within_the_batch(api):
+    items = [
+        {"content": "Likes green tea", "user_id": "u1", "tags": ["drinks"]},
+        {"content": "Plays chess on Sundays", "user_id": "u1"},
+        {"content": "likes green tea", "user_id": "u1"},
+        {"content": "Likes green tea", "user_id": "u2"},
+    ]
+
+    response = api.post("/memory/add/batch", {"items": items}, format="json")
+
+    assert response.status_code == 201
+    ids = response.json()["ids"]
+    assert len(ids) == 4
+    assert ids[2] == ids[0] and response.json()["items"][2]["deduplicated"] is True
+    assert ids[3] != ids[0]
+    assert Memory.objects.count() == 3
+    assert list(Memory.objects.get(pk=ids[0]).tags.values_list("name", flat=True)) == ["drinks"]
+
+
+def test_batch_is_all_or_nothing(api):
+    items = [{"content": "Valid one", "user_id": "u1"}, {"content": "", "user_id": "u1"}]
+
+    response = api.post("/memory/add/batch", {"items": items}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"err": "items[1]: content required"}
+    assert Memory.objects.count() == 0
+
+
+def test_add_counts_queries(api, django_assert_max_num_queries):
+    with django_assert_max_num_queries(12):
+        response = api.post(
+            "/memory/add",
+            {"content": "Enjoys jazz", "user_id": "u9", "tags": ["music", "taste"]},
+            format="json",
+        )
+    assert response.status_code == 201

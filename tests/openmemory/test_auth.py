@@ -1,0 +1,52 @@
+"""API keys: Bearer or x-api-key; 401 without a key, 403 with a wrong one; /health is public."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def keys(settings):
+    settings.OM_API_KEYS = ["key-one", "key-two"]
+
+
+def test_missing_key_is_401(api, keys):
+    response = api.get("/memory/all")
+
+    assert response.status_code == 401
+    assert response.json() == {"err": "api key required"}
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_wrong_key_is_403(api, keys):
+    response = api.get("/memory/all", HTTP_AUTHORIZATION="Bearer nope")
+
+    assert response.status_code == 403
+    assert response.json() == {"err": "invalid api key"}
+
+
+@pytest.mark.parametrize("header", ["HTTP_AUTHORIZATION", "HTTP_X_API_KEY"])
+@pytest.mark.parametrize("key", ["key-one", "key-two"])
+def test_any_configured_key_works_in_either_header(api, keys, header, key):
+    value = f"Bearer {key}" if header == "HTTP_AUTHORIZATION" else key
+
+    assert api.get("/memory/all", **{header: value}).status_code == 200
+
+
+def test_rejected_write_changes_nothing(api, keys):
+    from memories.models import Memory
+
+    response = api.post("/memory/add", {"content": "sneaky"}, format="json")
+
+    assert response.status_code == 401
+    assert Memory.objects.count() == 0
+
+
+def test_health_is_public(api, keys):
+    assert api.get("/health").status_code == 200
+
+
+def test_no_keys_configured_serves_openly(api, settings):
+    settings.OM_API_KEYS = []
+
+    assert api.get("/memory/all").status_code == 200
