@@ -69,6 +69,8 @@ class Memory(models.Model):
     last_seen_at = models.DateTimeField()
     embedding = EmbeddingField(null=True, editable=False)
     embedding_model = models.CharField(max_length=128, editable=False, db_index=True)
+    # Kept beside the vector so the planner has statistics for the HNSW index's predicate.
+    embedding_dim = models.PositiveSmallIntegerField(default=0, editable=False)
 
     objects = MemoryQuerySet.as_manager()
 

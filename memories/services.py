@@ -112,6 +112,7 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
             last_seen_at=now,
             embedding=vector,
             embedding_model=model_id,
+            embedding_dim=len(vector),
         )
         pending[key] = memory
         new_rows.append((memory, item.tags))
@@ -179,6 +180,7 @@ def memory_update(
             memory.content_hash = digest
             memory.embedding = embed_one(content)
             memory.embedding_model = get_provider().model_id
+            memory.embedding_dim = len(memory.embedding)
             sector = classify(content, metadata if metadata is not None else memory.metadata)
             memory.primary_sector = sector.primary
             memory.sectors = sector.sectors

@@ -9,7 +9,6 @@ from typing import Protocol
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import IntegerField
 from django.db.models.expressions import RawSQL
 
 from memories.fields import to_pgvector_text
@@ -58,29 +57,29 @@ class PgvectorBackend:
             # its output may be slightly out of order, hence the sort below.
             distance = RawSQL(f"embedding::vector({HNSW_DIM}) <=> %s::vector({HNSW_DIM})", (qvec,))
             # The index is partial on the dimension: repeat its predicate so it qualifies.
-            scope = scope.alias(
-                dims=RawSQL("vector_dims(embedding)", (), output_field=IntegerField())
-            ).filter(dims=HNSW_DIM)
+            scope = scope.filter(embedding_dim=HNSW_DIM)
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
                 cursor.execute(f"SET LOCAL hnsw.ef_search = {int(settings.OM_HNSW_EF_SEARCH)}")
-                rows = self._nearest(scope, distance, k)
+                # Ordered by distance alone: a tie-breaker would keep the index from serving
+                # the ORDER BY. Ties are broken by the sort below instead.
+                rows = self._nearest(scope, distance, k, order=("dist",))
             rows.sort(key=lambda row: (row[1], str(row[0])))
         else:
             rows = self._nearest(scope, RawSQL("embedding <=> %s::vector", (qvec,)), k)
         return [Hit(str(mid), 1.0 - float(dist)) for mid, dist in rows]
 
     @staticmethod
-    def _nearest(scope: MemoryQuerySet, distance: RawSQL, k: int) -> list[tuple]:
-        return list(
-            scope.annotate(dist=distance).order_by("dist", "id").values_list("id", "dist")[:k]
-        )
+    def _nearest(
+        scope: MemoryQuerySet, distance: RawSQL, k: int, order: tuple = ("dist", "id")
+    ) -> list[tuple]:
+        return list(scope.annotate(dist=distance).order_by(*order).values_list("id", "dist")[:k])
 
     @staticmethod
     def _scope_is_large(scope: MemoryQuerySet) -> bool:
         # Bounded count: stops reading after the threshold instead of counting everything.
         limit = settings.OM_HNSW_MIN_SCOPE
-        return len(scope.values_list("pk", flat=True)[: limit + 1]) > limit
+        return len(scope.order_by().values_list("pk", flat=True)[: limit + 1]) > limit
 
 
 @functools.cache

@@ -153,9 +153,9 @@ OM_SUMMARY_MAX_LENGTH = env_int("OM_SUMMARY_MAX_LENGTH", 200, minimum=10)
 
 # --- Celery ------------------------------------------------------------------------------
 # Without a broker, tasks run in-process at commit time: the embedded default needs no Redis.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_TASK_ALWAYS_EAGER = not env_str("CELERY_BROKER_URL")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://"
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

@@ -35,6 +35,11 @@ def _postgres_problem() -> str | None:
     return None
 
 
+def pytest_report_header(config):
+    db = django_settings.DATABASES["default"]
+    return f"database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or ''} {db['NAME']}"
+
+
 def pytest_collection_modifyitems(config, items):
     if "postgresql" not in django_settings.DATABASES["default"]["ENGINE"]:
         return

@@ -7,7 +7,7 @@ from django.db import migrations
 CREATE = (
     "CREATE INDEX IF NOT EXISTS memory_embedding_hnsw_384 ON memories_memory "
     "USING hnsw ((embedding::vector(384)) vector_cosine_ops) "
-    "WHERE vector_dims(embedding) = 384"
+    "WHERE embedding_dim = 384"
 )
 DROP = "DROP INDEX IF EXISTS memory_embedding_hnsw_384"
 
