@@ -6,7 +6,7 @@ OM_PORT ?= 8080
 WORKERS ?= 3
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/openmemory
 
-.PHONY: run test test-sqlite test-postgres lint format install migrate bench clean
+.PHONY: run worker test test-sqlite test-postgres lint format install migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -28,6 +28,11 @@ run: migrate
 	$(BIN)/gunicorn openmemory.wsgi --bind 0.0.0.0:$(OM_PORT) --workers $(WORKERS) \
 		--worker-class gthread --threads 4 --access-logfile - --log-level warning
 
+# A Celery worker for background work (summaries); needs CELERY_BROKER_URL (Redis).
+worker: migrate
+	@test -n "$$CELERY_BROKER_URL" || (echo "set CELERY_BROKER_URL, e.g. redis://127.0.0.1:6379/0"; exit 1)
+	$(BIN)/celery -A openmemory worker --loglevel=INFO
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -45,9 +50,6 @@ test-sqlite: install
 
 test-postgres: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
-
-bench: install
-	$(BIN)/python bench/load.py --help
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -72,6 +72,9 @@ DATABASES = {
 _engine = DATABASES["default"]["ENGINE"]
 if _engine.endswith("sqlite3"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file (not :memory:) so that tests can share the test database with a real Celery
+    # worker or gunicorn started as a subprocess.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         # WAL lets readers proceed during a write; the busy timeout makes concurrent writers
         # (several gunicorn workers) wait for the lock instead of failing at once.
