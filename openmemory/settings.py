@@ -71,6 +71,8 @@ DATABASES = {
 }
 _engine = DATABASES["default"]["ENGINE"]
 if _engine.endswith("sqlite3"):
+    # SQLite will not create missing directories; the embedded default must just work.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file (not :memory:) so that tests can share the test database with a real Celery
     # worker or gunicorn started as a subprocess.
