@@ -200,7 +200,7 @@ def memory_update(
         found = _tags_by_name(set(tags))
         memory.tags.set([found[name] for name in tags])
     if memory.user_id is not None:
-        user_services.user_summary_mark_stale(user_id=memory.user_id)
+        user_services.user_summary_invalidate(user_id=memory.user_id)
     return memory_get(memory_id=memory_id)
 
 
@@ -209,7 +209,7 @@ def memory_delete(*, memory_id: str) -> None:
     memory = memory_get(memory_id=memory_id, for_update=True)
     memory.delete()
     if memory.user_id is not None:
-        user_services.user_summary_mark_stale(user_id=memory.user_id)
+        user_services.user_summary_invalidate(user_id=memory.user_id)
 
 
 def memory_reinforce(*, memory_id: str, boost: float) -> Memory:

@@ -161,6 +161,8 @@ OM_SUMMARY_MAX_LENGTH = env_int("OM_SUMMARY_MAX_LENGTH", 200, minimum=10)
 CELERY_TASK_ALWAYS_EAGER = not env_str("CELERY_BROKER_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://"
 CELERY_RESULT_BACKEND = None
+# Lets several deployments (or test runs) share one Redis without taking each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env_str("OM_CELERY_QUEUE", "openmemory")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

@@ -15,6 +15,9 @@ class UserSummary(models.Model):
     # Memories added since the last generation; a regeneration is due at the interval.
     pending_memories = models.PositiveIntegerField(default=0)
     stale = models.BooleanField(default=True, db_index=True)
+    # Set when a memory was edited or deleted: the text may quote content that no longer
+    # exists, so it is rebuilt before it is served again.
+    invalidated = models.BooleanField(default=False)
     # Set when a regeneration is enqueued, cleared when one runs: keeps concurrent adds from
     # enqueuing the same regeneration twice.
     queued_at = models.DateTimeField(null=True, blank=True)

@@ -41,8 +41,11 @@ def _enqueue_regeneration(user_id: str) -> None:
     transaction.on_commit(lambda: regenerate_user_summary.delay(user_id))
 
 
-def user_summary_mark_stale(*, user_id: str) -> None:
-    UserSummary.objects.filter(user_id=user_id).update(stale=True)
+def user_summary_invalidate(*, user_id: str) -> None:
+    """After a memory of the user was edited or deleted: the summary must not be served
+    until rebuilt, and a rebuild is enqueued after commit."""
+    if UserSummary.objects.filter(user_id=user_id).update(stale=True, invalidated=True):
+        _enqueue_regeneration(user_id)
 
 
 def user_summary_regenerate(*, user_id: str) -> UserSummary:
@@ -63,6 +66,7 @@ def user_summary_regenerate(*, user_id: str) -> UserSummary:
         summary.reflection_count = F("reflection_count") + 1
         summary.updated_at = clock.now()
         summary.stale = False
+        summary.invalidated = False
         summary.queued_at = None
         summary.save()
         summary.refresh_from_db()

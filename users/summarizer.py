@@ -44,14 +44,9 @@ def summarize(user_id: str) -> tuple[str, int]:
 
 def _as_sentence(content: str) -> str:
     text = _SPACE.sub(" ", content).strip()
-    text = _LEAD_USER.sub("", text)
     if not text:
         return ""
-    text = "The user " + text[0].lower() + text[1:] if _starts_with_verb(text) else text
+    # "User prefers X" reads as "The user prefers X"; anything else is kept as written.
+    text = _LEAD_USER.sub("The user ", text)
     text = text[0].upper() + text[1:]
     return text if text[-1] in ".!?" else text + "."
-
-
-def _starts_with_verb(text: str) -> bool:
-    first = text.split(" ", 1)[0].lower()
-    return first.endswith(("s", "ed")) and first not in {"this", "his", "is", "was", "has"}

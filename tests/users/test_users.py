@@ -107,7 +107,7 @@ def test_summary_regenerates_every_interval(add, settings, django_capture_on_com
     summary = UserSummary.objects.get(user_id="traveller")
     assert summary.reflection_count == 2
     assert summary.pending_memories == 0
-    assert "visited city 5" in summary.summary
+    assert "Visited city 5" in summary.summary
 
 
 def test_summary_respects_max_length(api, settings):
@@ -140,3 +140,36 @@ def test_delete_user_memories_removes_memories_and_summary(user_123, add, api):
     assert not UserSummary.objects.filter(user_id="user_123").exists()
     assert Memory.objects.filter(pk=other["id"]).exists()
     assert api.get("/users/user_123/summary").status_code == 404
+
+
+def test_summary_never_quotes_a_deleted_memory(add, api):
+    secret = add("User has a secret medical condition", user_id="u1")
+    add("User likes tea", user_id="u1")
+    assert "secret" in api.post("/users/u1/summary/regenerate").json()["summary"]
+
+    api.delete(f"/memory/{secret['id']}")
+
+    summary = api.get("/users/u1/summary").json()["summary"]
+    assert "secret" not in summary and "tea" in summary
+
+
+def test_summary_never_quotes_edited_content(add, api, django_capture_on_commit_callbacks):
+    memory = add("User lives in Berlin", user_id="u1")
+    api.post("/users/u1/summary/regenerate")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        api.patch(f"/memory/{memory['id']}", {"content": "User lives in Lisbon"}, format="json")
+
+    stored = UserSummary.objects.get(user_id="u1")
+    assert "Lisbon" in stored.summary and "Berlin" not in stored.summary
+    assert api.get("/users/u1/summary").json()["summary"] == stored.summary
+
+
+def test_summary_sentences_keep_the_memory_wording(add, api):
+    for content in ["User is allergic to peanuts", "Paris is lovely in spring"]:
+        add(content, user_id="u1")
+
+    summary = api.post("/users/u1/summary/regenerate").json()["summary"]
+
+    assert "The user is allergic to peanuts." in summary
+    assert "Paris is lovely in spring." in summary
