@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Least
 
 from memories.embeddings import embed_one, get_provider
@@ -80,7 +80,7 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
     model_id = get_provider().model_id
     existing = {
         (m.user_id, m.content_hash): m
-        for m in Memory.objects.filter(content_hash__in=set(hashes)).defer("embedding")
+        for m in Memory.objects.filter(_same_scope_and_content(items, hashes)).defer("embedding")
     }
     results: list[CreateResult | None] = [None] * len(items)
     pending: dict[tuple[str | None, str], Memory] = {}
@@ -129,6 +129,19 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
     if added:
         user_services.user_summary_note_added(counts=dict(added))
     return results  # type: ignore[return-value]
+
+
+def _same_scope_and_content(items: list[MemoryInput], hashes: list[str]) -> Q:
+    """Matches stored memories that duplicate an item: one (user, hashes) term per user, so
+    each term is served by the per-user unique index rather than a scan."""
+    by_user: dict[str | None, set[str]] = defaultdict(set)
+    for item, digest in zip(items, hashes, strict=True):
+        by_user[item.user_id].add(digest)
+    condition = Q()
+    for user_id, digests in by_user.items():
+        scope = Q(user_id__isnull=True) if user_id is None else Q(user_id=user_id)
+        condition |= scope & Q(content_hash__in=digests)
+    return condition
 
 
 def _default_salience() -> float:
