@@ -50,3 +50,25 @@ def test_no_keys_configured_serves_openly(api, settings):
     settings.OM_API_KEYS = []
 
     assert api.get("/memory/all").status_code == 200
+
+
+def _start_server_and_capture_log(capsys) -> str:
+    """Loads the WSGI module as gunicorn does; returns what it logged. (Django's setup
+    re-applies LOGGING, replacing caplog's handler, so the console output is read.)"""
+    import importlib
+
+    import openmemory.wsgi
+
+    capsys.readouterr()
+    importlib.reload(openmemory.wsgi)
+    return capsys.readouterr().err
+
+
+def test_open_api_is_announced_loudly_at_start(settings, capsys):
+    settings.OM_API_KEYS = []
+
+    assert "OM_API_KEY is not set: the API is OPEN" in _start_server_and_capture_log(capsys)
+
+
+def test_no_announcement_when_a_key_is_set(keys, capsys):
+    assert "OPEN" not in _start_server_and_capture_log(capsys)

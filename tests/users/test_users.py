@@ -173,3 +173,29 @@ def test_summary_sentences_keep_the_memory_wording(add, api):
 
     assert "The user is allergic to peanuts." in summary
     assert "Paris is lovely in spring." in summary
+
+
+@pytest.mark.parametrize("path", ["/users/busy/memories", "/memory/all?user_id=busy"])
+def test_listing_query_count_does_not_grow_with_rows(api, path, django_assert_num_queries):
+    def add_many(n: int, start: int) -> None:
+        items = [
+            {"content": f"Note {i}", "user_id": "busy", "tags": [f"t{i % 3}"]}
+            for i in range(start, start + n)
+        ]
+        api.post("/memory/add/batch", {"items": items}, format="json")
+
+    add_many(3, 0)
+    with django_assert_num_queries(2):  # the memories, then their tags
+        assert len(api.get(path).json()["items"]) == 3
+
+    add_many(40, 3)
+    with django_assert_num_queries(2):
+        assert len(api.get(path).json()["items"]) == 43
+
+
+def test_query_count_does_not_grow_with_k(add, query, django_assert_max_num_queries):
+    for i in range(30):
+        add(f"Hobby number {i}: pottery", user_id="potter", tags=["hobby"])
+
+    with django_assert_max_num_queries(4):  # search, memories, tags (+ scope size on pgvector)
+        assert len(query("pottery", k=25, user_id="potter")) == 25
