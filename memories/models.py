@@ -53,7 +53,8 @@ class Memory(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # NULL user_id is the shared pool: memories added without a user, visible to queries
     # that do not filter by user.
-    user_id = models.CharField(max_length=128, null=True, blank=True, db_index=True)  # noqa: DJ001
+    # Indexed by memory_user_created (user_id first) below.
+    user_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     content = models.TextField()
     # sha256 of the normalised content; drives per-user duplicate detection.
     content_hash = models.CharField(max_length=64, editable=False)
@@ -68,7 +69,9 @@ class Memory(models.Model):
     updated_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     embedding = EmbeddingField(null=True, editable=False)
-    embedding_model = models.CharField(max_length=128, editable=False, db_index=True)
+    # Not indexed: nearly every row holds the same model, and an index here tempts the
+    # planner into combining it with the user index (slower than filtering the user's rows).
+    embedding_model = models.CharField(max_length=128, editable=False)
     # Kept beside the vector so the planner has statistics for the HNSW index's predicate.
     embedding_dim = models.PositiveSmallIntegerField(default=0, editable=False)
 

@@ -79,7 +79,7 @@ class PgvectorBackend:
     def _scope_is_large(scope: MemoryQuerySet) -> bool:
         # Bounded count: stops reading after the threshold instead of counting everything.
         limit = settings.OM_HNSW_MIN_SCOPE
-        return len(scope.order_by().values_list("pk", flat=True)[: limit + 1]) > limit
+        return scope.order_by().values("pk")[limit : limit + 1].exists()
 
 
 @functools.cache

@@ -80,7 +80,14 @@ if _engine.endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         # WAL lets readers proceed during a write; the busy timeout makes concurrent writers
         # (several gunicorn workers) wait for the lock instead of failing at once.
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # A deferred transaction that reads and then writes fails at once with "database
+            # is locked" when another writer committed in between; IMMEDIATE takes the write
+            # lock up front, so concurrent writers queue on the busy timeout instead.
+            "transaction_mode": "IMMEDIATE",
+        }
     )
 elif "postgresql" in _engine:
     # No server-side prepared statements: a cached generic plan can pick the HNSW index

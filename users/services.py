@@ -18,11 +18,22 @@ QUEUE_EXPIRY = timedelta(minutes=10)
 
 def user_summary_note_added(*, counts: dict[str, int]) -> None:
     """Counts new memories per user inside the caller's transaction and, when a user reaches
-    the interval (or gets a first memory), enqueues one regeneration after commit."""
+    the interval (or gets a first memory), enqueues one regeneration after commit.
+
+    Three statements whatever the number of users. The rows are locked (on PostgreSQL) so
+    that concurrent adds for one user serialise here: exactly one of them sees the interval
+    reached and enqueues, and `queued_at` keeps later ones from enqueuing it again.
+    """
     now = clock.now()
-    for user_id in sorted(counts):  # a fixed lock order avoids deadlocks between batches
-        summary, _ = UserSummary.objects.select_for_update().get_or_create(user_id=user_id)
-        summary.pending_memories += counts[user_id]
+    user_ids = sorted(counts)  # a fixed lock order avoids deadlocks between batches
+    UserSummary.objects.bulk_create(
+        [UserSummary(user_id=user_id) for user_id in user_ids], ignore_conflicts=True
+    )
+    summaries = list(
+        UserSummary.objects.select_for_update().filter(user_id__in=user_ids).order_by("user_id")
+    )
+    for summary in summaries:
+        summary.pending_memories += counts[summary.user_id]
         summary.stale = True
         due = (
             summary.reflection_count == 0
@@ -31,8 +42,8 @@ def user_summary_note_added(*, counts: dict[str, int]) -> None:
         already_queued = summary.queued_at is not None and now - summary.queued_at < QUEUE_EXPIRY
         if due and not already_queued:
             summary.queued_at = now
-            _enqueue_regeneration(user_id)
-        summary.save(update_fields=["pending_memories", "stale", "queued_at"])
+            _enqueue_regeneration(summary.user_id)
+    UserSummary.objects.bulk_update(summaries, ["pending_memories", "stale", "queued_at"])
 
 
 def _enqueue_regeneration(user_id: str) -> None:
