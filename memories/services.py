@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -69,9 +69,7 @@ def _clean_input(item: MemoryInput) -> MemoryInput:
     content = item.content.strip()
     if not content:
         raise ServiceError("content required")
-    return MemoryInput(
-        content=content, user_id=item.user_id, tags=item.tags, metadata=item.metadata
-    )
+    return replace(item, content=content)
 
 
 @transaction.atomic
