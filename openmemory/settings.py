@@ -162,6 +162,16 @@ OM_REINFORCE_BOOST = env_float("OM_REINFORCE_BOOST", 0.1)
 OM_USER_SUMMARY_INTERVAL = env_int("OM_USER_SUMMARY_INTERVAL", 30, minimum=1)
 OM_USE_SUMMARY_ONLY = env_bool("OM_USE_SUMMARY_ONLY", False)
 OM_SUMMARY_MAX_LENGTH = env_int("OM_SUMMARY_MAX_LENGTH", 200, minimum=10)
+OM_SUMMARIZER = env_choice("OM_SUMMARIZER", "extractive", ("extractive", "llm"))
+# Any OpenAI-compatible chat-completions endpoint: OpenAI, Ollama, vLLM, llama.cpp server.
+OM_LLM_BASE_URL = env_str("OM_LLM_BASE_URL", "http://127.0.0.1:11434/v1").rstrip("/")
+OM_LLM_MODEL = env_str("OM_LLM_MODEL", "llama3.2")
+OM_LLM_API_KEY = env_str("OM_LLM_API_KEY")
+OM_LLM_TIMEOUT = env_float("OM_LLM_TIMEOUT", 30.0)
+# Attempts per regeneration before falling back to the extractive summary.
+OM_LLM_ATTEMPTS = env_int("OM_LLM_ATTEMPTS", 2, minimum=1)
+# Token budget (approximated as words) for the memories sent to the LLM.
+OM_LLM_INPUT_TOKENS = env_int("OM_LLM_INPUT_TOKENS", 2000, minimum=50)
 
 # --- Celery ------------------------------------------------------------------------------
 # Without a broker, tasks run in-process at commit time: the embedded default needs no Redis.

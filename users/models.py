@@ -21,6 +21,9 @@ class UserSummary(models.Model):
     # Set when a regeneration is enqueued, cleared when one runs: keeps concurrent adds from
     # enqueuing the same regeneration twice.
     queued_at = models.DateTimeField(null=True, blank=True)
+    # Which summarizer wrote the text, and why the LLM was not used when it was configured.
+    provider = models.CharField(max_length=32, blank=True, default="")
+    fallback_reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -63,7 +63,8 @@ def user_summary_regenerate(*, user_id: str) -> UserSummary:
     """Rebuilds the summary from the user's current memories; 404 for a user with none."""
     from users.summarizer import summarize
 
-    text, total = summarize(user_id)
+    built = summarize(user_id)
+    total = built.memory_count
     if total == 0:
         UserSummary.objects.filter(user_id=user_id).delete()
         raise NotFound("user not found")
@@ -71,7 +72,9 @@ def user_summary_regenerate(*, user_id: str) -> UserSummary:
         summary, _ = UserSummary.objects.select_for_update().get_or_create(user_id=user_id)
         # Memories added while the text was built stay counted as pending.
         pending = max(0, summary.pending_memories - max(0, total - summary.memory_count))
-        summary.summary = text
+        summary.summary = built.text
+        summary.provider = built.provider
+        summary.fallback_reason = built.fallback_reason
         summary.memory_count = total
         summary.pending_memories = pending
         summary.reflection_count = F("reflection_count") + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from django.conf import settings
 
@@ -13,8 +14,16 @@ _LEAD_USER = re.compile(r"^(the )?user\s+", re.IGNORECASE)
 MAX_SOURCE_MEMORIES = 200
 
 
-def summarize(user_id: str) -> tuple[str, int]:
-    """Returns (summary, number of memories the user has).
+@dataclass(frozen=True)
+class Summary:
+    text: str
+    memory_count: int  # the user's memories when the text was built
+    provider: str  # the summarizer that wrote the text
+    fallback_reason: str = ""  # why the configured LLM was not used, if it was not
+
+
+def summarize(user_id: str) -> Summary:
+    """The user's summary from their current memories.
 
     Most salient, then most recently seen memories first; each becomes one sentence about
     "the user", repeats dropped, until OM_SUMMARY_MAX_LENGTH words are used.
@@ -39,7 +48,7 @@ def summarize(user_id: str) -> tuple[str, int]:
         seen.add(key)
         sentences.append(sentence)
         used += words
-    return " ".join(sentences), total
+    return Summary(text=" ".join(sentences), memory_count=total, provider="extractive")
 
 
 def _as_sentence(content: str) -> str:
