@@ -68,6 +68,8 @@ class Memory(models.Model):
     created_at = models.DateTimeField(db_index=True)
     updated_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
+    # `salience` is the value as of this moment; the decay job moves both forward together.
+    decayed_at = models.DateTimeField(null=True, blank=True)
     embedding = EmbeddingField(null=True, editable=False)
     # Not indexed: nearly every row holds the same model, and an index here tempts the
     # planner into combining it with the user index (slower than filtering the user's rows).

@@ -133,9 +133,8 @@ class QueryFiltersSerializer(serializers.Serializer):
     tags = TagsField(required=False)
 
 
-class MemoryQuerySerializer(serializers.Serializer):
-    query = required_text("query", max_length=settings.OM_MAX_CONTENT_CHARS)
-    k = serializers.IntegerField(
+def k_field() -> serializers.IntegerField:
+    return serializers.IntegerField(
         required=False,
         default=8,
         min_value=1,
@@ -146,6 +145,11 @@ class MemoryQuerySerializer(serializers.Serializer):
             "max_value": f"k must be between 1 and {settings.OM_MAX_K}",
         },
     )
+
+
+class MemoryQuerySerializer(serializers.Serializer):
+    query = required_text("query", max_length=settings.OM_MAX_CONTENT_CHARS)
+    k = k_field()
     filters = QueryFiltersSerializer(required=False, default=dict)
     # Upstream clients sometimes send user_id beside the filters rather than inside them.
     user_id = UserIdField(required=False)
@@ -196,3 +200,16 @@ class PageSerializer(serializers.Serializer):
 class MemoryListSerializer(PageSerializer):
     sector = SectorField(required=False)
     user_id = UserIdField(required=False)
+
+
+class ContextSerializer(serializers.Serializer):
+    user_id = UserIdField(
+        error_messages={"required": "user_id required", "null": "user_id required"}
+    )
+    query = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=settings.OM_MAX_CONTENT_CHARS,
+        error_messages={"invalid": "query must be a string"},
+    )
+    k = k_field()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -108,6 +110,7 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
             created_at=now,
             updated_at=now,
             last_seen_at=now,
+            decayed_at=now,
             embedding=vector,
             embedding_model=model_id,
             embedding_dim=len(vector),
@@ -225,8 +228,11 @@ def memory_delete(*, memory_id: str) -> None:
 
 def memory_reinforce(*, memory_id: str, boost: float) -> Memory:
     memory_get(memory_id=memory_id)
+    now = clock.now()
+    # Decay up to now first, so the boost lands on the current value, not a stale one.
+    memories_decay(now=now, memory_ids=[memory_id])
     Memory.objects.filter(pk=memory_id).update(
-        salience=Least(F("salience") + boost, 1.0), last_seen_at=clock.now()
+        salience=Least(F("salience") + boost, 1.0), last_seen_at=now, decayed_at=now
     )
     return memory_get(memory_id=memory_id)
 
@@ -235,3 +241,31 @@ def memories_delete_for_user(*, user_id: str) -> int:
     """Removes every memory of one user, with its vector and tag links; returns how many."""
     _, per_model = Memory.objects.for_user(user_id).delete()
     return per_model.get(Memory._meta.label, 0)
+
+
+def memories_decay(
+    *, now: datetime | None = None, memory_ids: list[str] | None = None, chunk: int = 2000
+) -> int:
+    """Per-sector exponential decay: salience *= exp(-decay_lambda * days since it last
+    decayed), never below OM_SALIENCE_FLOOR. Idempotent in time: running it twice in a row
+    changes nothing the second time. Returns how many memories changed."""
+    now = now or clock.now()
+    floor = settings.OM_SALIENCE_FLOOR
+    queryset = Memory.objects.filter(salience__gt=floor, decayed_at__lt=now).order_by("pk")
+    if memory_ids is not None:
+        queryset = queryset.filter(pk__in=memory_ids)
+    changed = 0
+    last_pk = None
+    while True:
+        page = queryset if last_pk is None else queryset.filter(pk__gt=last_pk)
+        rows = list(page.only("pk", "salience", "decay_lambda", "decayed_at")[:chunk])
+        if not rows:
+            return changed
+        last_pk = rows[-1].pk
+        for memory in rows:
+            days = (now - memory.decayed_at).total_seconds() / 86400
+            memory.salience = max(floor, memory.salience * math.exp(-memory.decay_lambda * days))
+            memory.decayed_at = now
+        with transaction.atomic():
+            Memory.objects.bulk_update(rows, ["salience", "decayed_at"])
+        changed += len(rows)

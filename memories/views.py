@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from memories import selectors, services
 from memories.models import Memory
 from memories.serializers import (
+    ContextSerializer,
     MemoryAddSerializer,
     MemoryBatchSerializer,
     MemoryListSerializer,
@@ -111,6 +112,21 @@ class MemoryViewSet(viewsets.ViewSet):
             **scope,
         )
         return Response({"query": data["query"], "matches": [match_item(m) for m in matches]})
+
+    @action(detail=False, methods=["post"], url_path="context")
+    def context(self, request: Request) -> Response:
+        from users.selectors import user_context
+
+        data = parse(ContextSerializer, request.data)
+        context = user_context(user_id=data["user_id"], query=data.get("query"), k=data["k"])
+        return Response(
+            {
+                "user_id": context.user_id,
+                "summary": context.summary,
+                "matches": [match_item(m) for m in context.matches],
+                "context": context.text,
+            }
+        )
 
     @action(detail=False, methods=["get"], url_path="all")
     def all(self, request: Request) -> Response:

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "django_celery_beat",
     "openmemory.apps.OpenMemoryConfig",
     "memories",
     "users",
@@ -157,6 +158,8 @@ OM_HNSW_MIN_SCOPE = env_int("OM_HNSW_MIN_SCOPE", 20_000, minimum=1)
 OM_HNSW_EF_SEARCH = env_int("OM_HNSW_EF_SEARCH", 100, minimum=1)
 OM_DEFAULT_SALIENCE = env_float("OM_DEFAULT_SALIENCE", 0.5)
 OM_REINFORCE_BOOST = env_float("OM_REINFORCE_BOOST", 0.1)
+# Decay never takes salience below this.
+OM_SALIENCE_FLOOR = env_float("OM_SALIENCE_FLOOR", 0.05)
 
 # --- User summaries ----------------------------------------------------------------------
 OM_USER_SUMMARY_INTERVAL = env_int("OM_USER_SUMMARY_INTERVAL", 30, minimum=1)
@@ -184,6 +187,15 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# An add must not hang on a dead broker: one quick retry, then the summary is left stale
+# for the sweep (users/services.py).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+# Unacked tasks (worker killed mid-task) are redelivered after this many seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("OM_TASK_VISIBILITY_TIMEOUT", 600, minimum=10)
+}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,8 @@
-"""Writes for users: summary bookkeeping, regeneration and deleting a user's memories."""
+"""Writes for users: summary bookkeeping, regeneration, sweeps and deleting a user's memories."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,6 +13,8 @@ from openmemory import clock
 from openmemory.exceptions import NotFound
 from users.models import UserSummary
 
+logger = logging.getLogger("openmemory")
+
 # A queued regeneration that has not run by then (broker down, worker lost) may be queued again.
 QUEUE_EXPIRY = timedelta(minutes=10)
 
@@ -20,9 +23,10 @@ def user_summary_note_added(*, counts: dict[str, int]) -> None:
     """Counts new memories per user inside the caller's transaction and, when a user reaches
     the interval (or gets a first memory), enqueues one regeneration after commit.
 
-    Three statements whatever the number of users. The rows are locked (on PostgreSQL) so
-    that concurrent adds for one user serialise here: exactly one of them sees the interval
-    reached and enqueues, and `queued_at` keeps later ones from enqueuing it again.
+    Three statements whatever the number of users. The rows are locked (on PostgreSQL; SQLite
+    transactions are IMMEDIATE, so writers are serialised anyway) so that concurrent adds for
+    one user take turns here: exactly one of them sees the interval reached and enqueues, and
+    `queued_at` keeps the later ones from enqueuing it again.
     """
     now = clock.now()
     user_ids = sorted(counts)  # a fixed lock order avoids deadlocks between batches
@@ -35,21 +39,37 @@ def user_summary_note_added(*, counts: dict[str, int]) -> None:
     for summary in summaries:
         summary.pending_memories += counts[summary.user_id]
         summary.stale = True
-        due = (
-            summary.reflection_count == 0
-            or summary.pending_memories >= settings.OM_USER_SUMMARY_INTERVAL
-        )
-        already_queued = summary.queued_at is not None and now - summary.queued_at < QUEUE_EXPIRY
-        if due and not already_queued:
+        if _is_due(summary) and not _is_queued(summary, now):
             summary.queued_at = now
             _enqueue_regeneration(summary.user_id)
     UserSummary.objects.bulk_update(summaries, ["pending_memories", "stale", "queued_at"])
 
 
+def _is_due(summary: UserSummary) -> bool:
+    return (
+        summary.reflection_count == 0
+        or summary.pending_memories >= settings.OM_USER_SUMMARY_INTERVAL
+    )
+
+
+def _is_queued(summary: UserSummary, now) -> bool:
+    return summary.queued_at is not None and now - summary.queued_at < QUEUE_EXPIRY
+
+
 def _enqueue_regeneration(user_id: str) -> None:
+    """Sends the regeneration once the caller's transaction commits (so the worker sees the
+    new memories). If the broker is down the write still stands: the summary stays stale
+    and the scheduled sweep regenerates it."""
     from users.tasks import regenerate_user_summary
 
-    transaction.on_commit(lambda: regenerate_user_summary.delay(user_id))
+    def send() -> None:
+        try:
+            regenerate_user_summary.delay(user_id)
+        except Exception as exc:  # kombu raises several types for an unreachable broker
+            logger.warning("could not enqueue summary of %s (%s); the sweep will", user_id, exc)
+            UserSummary.objects.filter(user_id=user_id).update(queued_at=None)
+
+    transaction.on_commit(send)
 
 
 def user_summary_invalidate(*, user_id: str) -> None:
@@ -60,31 +80,85 @@ def user_summary_invalidate(*, user_id: str) -> None:
 
 
 def user_summary_regenerate(*, user_id: str) -> UserSummary:
-    """Rebuilds the summary from the user's current memories; 404 for a user with none."""
+    """Rebuilds the summary from the user's current memories; 404 for a user with none.
+
+    The text is built outside any lock (an LLM may take seconds). Adds that land meanwhile
+    stay counted in `pending_memories`, and an edit or delete meanwhile sets `invalidated`
+    again, so no change is ever lost; at worst the next regeneration comes a little early.
+    """
+    from memories.selectors import user_has_memories
     from users.summarizer import summarize
 
-    built = summarize(user_id)
-    total = built.memory_count
-    if total == 0:
+    if not user_has_memories(user_id=user_id):
         UserSummary.objects.filter(user_id=user_id).delete()
         raise NotFound("user not found")
     with transaction.atomic():
-        summary, _ = UserSummary.objects.select_for_update().get_or_create(user_id=user_id)
-        # Memories added while the text was built stay counted as pending.
-        pending = max(0, summary.pending_memories - max(0, total - summary.memory_count))
+        snapshot, _ = UserSummary.objects.select_for_update().get_or_create(user_id=user_id)
+        pending_before, was_invalidated = snapshot.pending_memories, snapshot.invalidated
+        UserSummary.objects.filter(pk=snapshot.pk).update(invalidated=False)
+    try:
+        built = summarize(user_id)
+    except BaseException:
+        if was_invalidated:
+            UserSummary.objects.filter(pk=snapshot.pk).update(invalidated=True)
+        raise
+    with transaction.atomic():
+        summary = UserSummary.objects.select_for_update().get(pk=snapshot.pk)
         summary.summary = built.text
         summary.provider = built.provider
         summary.fallback_reason = built.fallback_reason
-        summary.memory_count = total
-        summary.pending_memories = pending
+        summary.memory_count = built.memory_count
+        summary.pending_memories = max(0, summary.pending_memories - pending_before)
         summary.reflection_count = F("reflection_count") + 1
         summary.updated_at = clock.now()
-        summary.stale = False
-        summary.invalidated = False
+        summary.stale = summary.pending_memories > 0 or summary.invalidated
         summary.queued_at = None
+        if summary.pending_memories >= settings.OM_USER_SUMMARY_INTERVAL:
+            # Enough arrived during the build for another round; those adds saw this one
+            # queued and did not enqueue themselves.
+            summary.queued_at = clock.now()
+            _enqueue_regeneration(user_id)
         summary.save()
         summary.refresh_from_db()
     return summary
+
+
+def user_summaries_refresh_stale() -> int:
+    """The scheduled sweep: enqueues a regeneration for every stale summary that is not
+    already queued (users active since their last summary, or whose enqueue was lost)."""
+    now = clock.now()
+    with transaction.atomic():
+        due = list(
+            UserSummary.objects.select_for_update(skip_locked=True)
+            .filter(stale=True)
+            .exclude(queued_at__gt=now - QUEUE_EXPIRY)
+            .values_list("user_id", flat=True)
+        )
+        UserSummary.objects.filter(user_id__in=due).update(queued_at=now)
+        for user_id in due:
+            _enqueue_regeneration(user_id)
+    return len(due)
+
+
+def user_summaries_regenerate_all() -> int:
+    """Enqueues a regeneration for every user who has memories; returns how many."""
+    from memories.models import Memory
+
+    user_ids = sorted(
+        Memory.objects.filter(user_id__isnull=False)
+        .order_by()
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+    now = clock.now()
+    with transaction.atomic():
+        UserSummary.objects.bulk_create(
+            [UserSummary(user_id=user_id) for user_id in user_ids], ignore_conflicts=True
+        )
+        UserSummary.objects.filter(user_id__in=user_ids).update(queued_at=now)
+        for user_id in user_ids:
+            _enqueue_regeneration(user_id)
+    return len(user_ids)
 
 
 def user_delete_memories(*, user_id: str) -> int:

@@ -28,6 +28,10 @@ class UserViewSet(viewsets.ViewSet):
     lookup_field = "user_id"
     lookup_value_regex = "[^/]+"
 
+    @action(detail=False, methods=["post"], url_path="summaries/regenerate-all")
+    def regenerate_all(self, request: Request) -> Response:
+        return Response({"ok": True, "queued": services.user_summaries_regenerate_all()})
+
     @action(detail=True, methods=["get", "delete"], url_path="memories")
     def memories(self, request: Request, user_id: str) -> Response:
         user_id = clean_user_id(user_id)
