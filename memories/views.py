@@ -36,7 +36,7 @@ def memory_item(memory: Memory) -> dict:
         "created_at": to_ms(memory.created_at),
         "updated_at": to_ms(memory.updated_at),
         "last_seen_at": to_ms(memory.last_seen_at),
-        "salience": memory.salience,
+        "salience": round(memory.salience, 6),
         "decay_lambda": memory.decay_lambda,
         "primary_sector": memory.primary_sector,
         "sectors": memory.sectors,
@@ -53,7 +53,7 @@ def match_item(match: selectors.Match) -> dict:
         "score": round(match.score, 6),
         "sectors": memory.sectors,
         "primary_sector": memory.primary_sector,
-        "salience": memory.salience,
+        "salience": round(memory.salience, 6),
         "last_seen_at": to_ms(memory.last_seen_at),
         "tags": sorted(tag.name for tag in memory.tags.all()),
         "metadata": memory.metadata,
@@ -141,7 +141,7 @@ class MemoryViewSet(viewsets.ViewSet):
     def reinforce(self, request: Request) -> Response:
         data = parse(ReinforceSerializer, request.data)
         memory = services.memory_reinforce(memory_id=str(data["id"]), boost=data["boost"])
-        return Response({"ok": True, "id": str(memory.id), "salience": memory.salience})
+        return Response({"ok": True, "id": str(memory.id), "salience": round(memory.salience, 6)})
 
     def retrieve(self, request: Request, memory_id: str) -> Response:
         return Response(memory_item(selectors.memory_get(memory_id=memory_id)))
