@@ -6,7 +6,7 @@ OM_PORT ?= 8080
 WORKERS ?= 3
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/openmemory
 
-.PHONY: run worker test test-sqlite test-postgres lint format install migrate clean
+.PHONY: run worker beat test test-sqlite test-postgres lint format install migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -32,6 +32,12 @@ run: migrate
 worker: migrate
 	@test -n "$$CELERY_BROKER_URL" || (echo "set CELERY_BROKER_URL, e.g. redis://127.0.0.1:6379/0"; exit 1)
 	$(BIN)/celery -A openmemory worker --loglevel=INFO
+
+# Celery beat with the database scheduler: runs the summary sweep and salience decay on the
+# schedules stored in the database (editable in the admin under "Periodic tasks").
+beat: migrate
+	@test -n "$$CELERY_BROKER_URL" || (echo "set CELERY_BROKER_URL, e.g. redis://127.0.0.1:6379/0"; exit 1)
+	$(BIN)/celery -A openmemory beat --loglevel=INFO
 
 lint: install
 	$(BIN)/ruff check .
