@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "openmemory.apps.OpenMemoryConfig",
     "memories",
     "users",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

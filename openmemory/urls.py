@@ -16,6 +16,7 @@ router.register("sectors", SectorViewSet, basename="sectors")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("dashboard/", include("dashboard.urls")),
     path("", include(router.urls)),
 ]
 

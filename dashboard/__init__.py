@@ -1,0 +1,1 @@
+"""Dashboard: staff pages that show memories and users at a glance."""

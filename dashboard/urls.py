@@ -1,0 +1,3 @@
+"""URLs of the staff dashboard."""
+
+urlpatterns: list = []
