@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from memories import validation
@@ -31,6 +32,7 @@ def required_text(name: str, **kwargs) -> StrictCharField:
     )
 
 
+@extend_schema_field({"type": "string", "pattern": validation.USER_ID_RE.pattern, "maxLength": 128})
 class UserIdField(serializers.Field):
     def to_internal_value(self, data):
         try:
@@ -62,6 +64,7 @@ class TagsField(serializers.ListField):
             raise serializers.ValidationError(exc.message) from None
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
 class MetadataField(serializers.Field):
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -213,3 +216,78 @@ class ContextSerializer(serializers.Serializer):
         error_messages={"invalid": "query must be a string"},
     )
     k = k_field()
+
+
+# --- Response shapes (documentation for the OpenAPI schema; views build plain dicts) -------
+
+
+class MemoryOutSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    content = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    metadata = serializers.DictField()
+    created_at = serializers.IntegerField(help_text="milliseconds since the epoch")
+    updated_at = serializers.IntegerField(help_text="milliseconds since the epoch")
+    last_seen_at = serializers.IntegerField(help_text="milliseconds since the epoch")
+    salience = serializers.FloatField()
+    decay_lambda = serializers.FloatField()
+    primary_sector = serializers.CharField()
+    sectors = serializers.ListField(child=serializers.CharField())
+    version = serializers.IntegerField()
+    user_id = serializers.CharField(allow_null=True)
+
+
+class UpdatedMemorySerializer(MemoryOutSerializer):
+    ok = serializers.BooleanField()
+
+
+class MatchOutSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    content = serializers.CharField()
+    score = serializers.FloatField(help_text="cosine similarity clipped to [0, 1]")
+    sectors = serializers.ListField(child=serializers.CharField())
+    primary_sector = serializers.CharField()
+    salience = serializers.FloatField()
+    last_seen_at = serializers.IntegerField()
+    tags = serializers.ListField(child=serializers.CharField())
+    metadata = serializers.DictField()
+    user_id = serializers.CharField(allow_null=True)
+
+
+class AddedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    primary_sector = serializers.CharField()
+    sectors = serializers.ListField(child=serializers.CharField())
+    deduplicated = serializers.BooleanField(required=False)
+
+
+class BatchAddedSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.UUIDField())
+    items = AddedSerializer(many=True)
+
+
+class QueryResultSerializer(serializers.Serializer):
+    query = serializers.CharField()
+    matches = MatchOutSerializer(many=True)
+
+
+class MemoryListOutSerializer(serializers.Serializer):
+    items = MemoryOutSerializer(many=True)
+
+
+class ReinforcedSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    id = serializers.UUIDField()
+    salience = serializers.FloatField()
+
+
+class DeletedSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    id = serializers.CharField()
+
+
+class ContextOutSerializer(serializers.Serializer):
+    user_id = serializers.CharField()
+    summary = serializers.CharField(allow_blank=True)
+    matches = MatchOutSerializer(many=True)
+    context = serializers.CharField()

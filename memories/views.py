@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -10,13 +11,22 @@ from rest_framework.response import Response
 from memories import selectors, services
 from memories.models import Memory
 from memories.serializers import (
+    AddedSerializer,
+    BatchAddedSerializer,
+    ContextOutSerializer,
     ContextSerializer,
+    DeletedSerializer,
     MemoryAddSerializer,
     MemoryBatchSerializer,
+    MemoryListOutSerializer,
     MemoryListSerializer,
+    MemoryOutSerializer,
     MemoryQuerySerializer,
     MemoryUpdateSerializer,
+    QueryResultSerializer,
+    ReinforcedSerializer,
     ReinforceSerializer,
+    UpdatedMemorySerializer,
 )
 from openmemory.clock import to_ms
 
@@ -76,6 +86,9 @@ class MemoryViewSet(viewsets.ViewSet):
     lookup_field = "memory_id"
     lookup_value_regex = "[^/]+"
 
+    @extend_schema(
+        request=MemoryAddSerializer, responses={201: AddedSerializer, 200: AddedSerializer}
+    )
     @action(detail=False, methods=["post"], url_path="add")
     def add(self, request: Request) -> Response:
         data = parse(MemoryAddSerializer, request.data)
@@ -83,6 +96,7 @@ class MemoryViewSet(viewsets.ViewSet):
         code = status.HTTP_200_OK if result.deduplicated else status.HTTP_201_CREATED
         return Response(created_item(result), status=code)
 
+    @extend_schema(request=MemoryBatchSerializer, responses={201: BatchAddedSerializer})
     @action(detail=False, methods=["post"], url_path="add/batch")
     def add_batch(self, request: Request) -> Response:
         data = parse(MemoryBatchSerializer, request.data)
@@ -96,6 +110,7 @@ class MemoryViewSet(viewsets.ViewSet):
             status=status.HTTP_201_CREATED,
         )
 
+    @extend_schema(request=MemoryQuerySerializer, responses={200: QueryResultSerializer})
     @action(detail=False, methods=["post"], url_path="query")
     def query(self, request: Request) -> Response:
         data = parse(MemoryQuerySerializer, request.data)
@@ -113,6 +128,7 @@ class MemoryViewSet(viewsets.ViewSet):
         )
         return Response({"query": data["query"], "matches": [match_item(m) for m in matches]})
 
+    @extend_schema(request=ContextSerializer, responses={200: ContextOutSerializer})
     @action(detail=False, methods=["post"], url_path="context")
     def context(self, request: Request) -> Response:
         from users.selectors import user_context
@@ -128,6 +144,7 @@ class MemoryViewSet(viewsets.ViewSet):
             }
         )
 
+    @extend_schema(parameters=[MemoryListSerializer], responses={200: MemoryListOutSerializer})
     @action(detail=False, methods=["get"], url_path="all")
     def all(self, request: Request) -> Response:
         data = parse(MemoryListSerializer, request.query_params)
@@ -137,20 +154,24 @@ class MemoryViewSet(viewsets.ViewSet):
         )
         return Response({"items": [memory_item(m) for m in memories]})
 
+    @extend_schema(request=ReinforceSerializer, responses={200: ReinforcedSerializer})
     @action(detail=False, methods=["post"], url_path="reinforce")
     def reinforce(self, request: Request) -> Response:
         data = parse(ReinforceSerializer, request.data)
         memory = services.memory_reinforce(memory_id=str(data["id"]), boost=data["boost"])
         return Response({"ok": True, "id": str(memory.id), "salience": round(memory.salience, 6)})
 
+    @extend_schema(responses={200: MemoryOutSerializer})
     def retrieve(self, request: Request, memory_id: str) -> Response:
         return Response(memory_item(selectors.memory_get(memory_id=memory_id)))
 
+    @extend_schema(request=MemoryUpdateSerializer, responses={200: UpdatedMemorySerializer})
     def partial_update(self, request: Request, memory_id: str) -> Response:
         data = parse(MemoryUpdateSerializer, request.data)
         memory = services.memory_update(memory_id=memory_id, **data)
         return Response({"ok": True, **memory_item(memory)})
 
+    @extend_schema(responses={200: DeletedSerializer})
     def destroy(self, request: Request, memory_id: str) -> Response:
         services.memory_delete(memory_id=memory_id)
         return Response({"ok": True, "id": memory_id})

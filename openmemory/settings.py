@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "django_celery_beat",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "openmemory.apps.OpenMemoryConfig",
     "memories",
     "users",
@@ -116,6 +118,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# Serve app static files (admin, Swagger UI) straight from the packages as well, so a
+# server started without collectstatic still has them.
+WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -138,7 +143,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["openmemory.parsers.LenientJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "openmemory.exceptions.err_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "openmemory.schema.ErrAutoSchema",
     "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OpenMemory for Django",
+    "DESCRIPTION": 'Long-term memory for AI applications. Every error body is {"err": "..."}.',
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Memories ----------------------------------------------------------------------------

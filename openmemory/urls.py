@@ -2,21 +2,24 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from memories.views import MemoryViewSet
-from openmemory.views import HealthViewSet, SectorViewSet
+from openmemory.views import HealthView, SectorsView
 from users.views import UserViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("memory", MemoryViewSet, basename="memory")
 router.register("users", UserViewSet, basename="users")
-router.register("health", HealthViewSet, basename="health")
-router.register("sectors", SectorViewSet, basename="sectors")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
+    path("health", HealthView.as_view(), name="health"),
+    path("sectors", SectorsView.as_view(), name="sectors"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("", include(router.urls)),
 ]
 

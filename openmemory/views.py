@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.db import connection
-from rest_framework import viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from memories.embeddings import get_provider
 from memories.sectors import SECTORS
@@ -14,11 +16,24 @@ from memories.sectors import SECTORS
 VERSION = "0.1.0"
 
 
-class HealthViewSet(viewsets.ViewSet):
+class HealthView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    def list(self, request: Request) -> Response:
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Health",
+                {
+                    "ok": serializers.BooleanField(),
+                    "version": serializers.CharField(),
+                    "database": serializers.CharField(),
+                    "embeddings": serializers.CharField(),
+                },
+            )
+        }
+    )
+    def get(self, request: Request) -> Response:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return Response(
@@ -31,8 +46,19 @@ class HealthViewSet(viewsets.ViewSet):
         )
 
 
-class SectorViewSet(viewsets.ViewSet):
-    def list(self, request: Request) -> Response:
+class SectorsView(APIView):
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Sectors",
+                {
+                    "sectors": serializers.ListField(child=serializers.CharField()),
+                    "configs": serializers.DictField(),
+                },
+            )
+        }
+    )
+    def get(self, request: Request) -> Response:
         return Response(
             {
                 "sectors": list(SECTORS),

@@ -93,3 +93,21 @@ def _fresh_providers():
     yield
     get_provider.cache_clear()
     get_backend.cache_clear()
+
+
+@pytest.fixture
+def deploy(transactional_db):
+    """deploy(**env) -> a live Deployment (tests/live.py) with gunicorn running on the test
+    database; every process it started is stopped after the test."""
+    from tests.live import Deployment
+
+    started: list[Deployment] = []
+
+    def _deploy(**env: str) -> Deployment:
+        started.append(Deployment(**env))
+        started[-1].start_server()
+        return started[-1]
+
+    yield _deploy
+    for deployment in started:
+        deployment.stop()

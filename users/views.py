@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from rest_framework import viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from memories.serializers import PageSerializer
+from memories.serializers import MemoryOutSerializer, PageSerializer
 from memories.validation import clean_user_id
 from memories.views import memory_item, parse
 from openmemory.clock import to_ms
@@ -24,14 +25,53 @@ def summary_item(summary: UserSummary) -> dict:
     }
 
 
+SummaryOut = inline_serializer(
+    "Summary",
+    {
+        "user_id": serializers.CharField(),
+        "summary": serializers.CharField(),
+        "reflection_count": serializers.IntegerField(),
+        "updated_at": serializers.IntegerField(allow_null=True),
+    },
+)
+RegeneratedOut = inline_serializer(
+    "RegeneratedSummary",
+    {
+        "ok": serializers.BooleanField(),
+        "user_id": serializers.CharField(),
+        "summary": serializers.CharField(),
+        "reflection_count": serializers.IntegerField(),
+        "updated_at": serializers.IntegerField(allow_null=True),
+    },
+)
+UserMemoriesOut = inline_serializer(
+    "UserMemories",
+    {"user_id": serializers.CharField(), "items": MemoryOutSerializer(many=True)},
+)
+DeletedUserMemoriesOut = inline_serializer(
+    "DeletedUserMemories",
+    {
+        "ok": serializers.BooleanField(),
+        "user_id": serializers.CharField(),
+        "deleted": serializers.IntegerField(),
+    },
+)
+QueuedOut = inline_serializer(
+    "Queued", {"ok": serializers.BooleanField(), "queued": serializers.IntegerField()}
+)
+
+
 class UserViewSet(viewsets.ViewSet):
     lookup_field = "user_id"
     lookup_value_regex = "[^/]+"
 
+    @extend_schema(request=None, responses={200: QueuedOut})
     @action(detail=False, methods=["post"], url_path="summaries/regenerate-all")
     def regenerate_all(self, request: Request) -> Response:
         return Response({"ok": True, "queued": services.user_summaries_regenerate_all()})
 
+    @extend_schema(methods=["GET"], parameters=[PageSerializer], responses={200: UserMemoriesOut})
+    @extend_schema(methods=["DELETE"], responses={200: DeletedUserMemoriesOut})
     @action(detail=True, methods=["get", "delete"], url_path="memories")
     def memories(self, request: Request, user_id: str) -> Response:
         user_id = clean_user_id(user_id)
@@ -42,11 +82,13 @@ class UserViewSet(viewsets.ViewSet):
         items = selectors.user_memories(user_id=user_id, limit=page["l"], offset=page["u"])
         return Response({"user_id": user_id, "items": [memory_item(m) for m in items]})
 
+    @extend_schema(responses={200: SummaryOut})
     @action(detail=True, methods=["get"], url_path="summary")
     def summary(self, request: Request, user_id: str) -> Response:
         user_id = clean_user_id(user_id)
         return Response(summary_item(selectors.user_summary_get(user_id=user_id)))
 
+    @extend_schema(request=None, responses={200: RegeneratedOut})
     @action(detail=True, methods=["post"], url_path="summary/regenerate")
     def regenerate(self, request: Request, user_id: str) -> Response:
         user_id = clean_user_id(user_id)

@@ -3,133 +3,28 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
-from openmemory import OpenMemory
+from tests.live import REDIS_URL, Deployment, redis_problem, wait_for
 from users.models import UserSummary
-
-ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("OM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def _redis_problem() -> str | None:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        return f"Redis at {REDIS_URL} is not reachable ({exc})"
-    return None
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
-    return (
-        f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-class Deployment:
-    """gunicorn, Celery worker and beat processes sharing the test database and a private
-    queue; each process gets the deployment's environment plus its own overrides."""
-
-    def __init__(self, **env: str) -> None:
-        self.port = _free_port()
-        self.env = {
-            **os.environ,
-            "CELERY_BROKER_URL": REDIS_URL,
-            "OM_CELERY_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
-            "DATABASE_URL": _database_url(),
-            "OM_API_KEY": "deploy-key",
-        }
-        self.server_env = env
-        self.processes: list[subprocess.Popen] = []
-        self.client = OpenMemory(api_key="deploy-key", base_url=f"http://127.0.0.1:{self.port}")
-
-    def _spawn(self, command: list[str], env: dict[str, str]) -> subprocess.Popen:
-        process = subprocess.Popen(command, cwd=ROOT, env={**self.env, **env})
-        self.processes.append(process)
-        return process
-
-    def start_server(self) -> None:
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-        bind = f"127.0.0.1:{self.port}"
-        options = ["--workers", "3", "--worker-class", "gthread", "--threads", "4"]
-        self._spawn(
-            [gunicorn, "openmemory.wsgi", "--bind", bind, *options, "--log-level", "warning"],
-            self.server_env,
-        )
-
-        def healthy() -> bool:
-            try:
-                return self.client.health()["ok"]
-            except Exception:
-                return False
-
-        assert wait_for(healthy, timeout=20), "gunicorn did not start"
-
-    def _celery(self, *args: str, **env: str) -> subprocess.Popen:
-        command = [sys.executable, "-m", "celery", "-A", "openmemory", *args]
-        return self._spawn([*command, "--loglevel=WARNING"], {**self.server_env, **env})
-
-    def start_worker(self, **env: str) -> subprocess.Popen:
-        return self._celery("worker", "--pool=solo", "--without-gossip", "--without-mingle", **env)
-
-    def start_beat(self, **env: str) -> subprocess.Popen:
-        return self._celery("beat", "--max-interval", "1", "--pidfile=", **env)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            process.wait(timeout=15)
 
 
 @pytest.fixture
-def deploy(transactional_db):
-    """deploy(**env) -> a Deployment with its gunicorn running; stopped after the test."""
-    problem = _redis_problem()
+def deploy(deploy):
+    """Deployments whose gunicorn and Celery processes use the test Redis."""
+    problem = redis_problem()
     if problem:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true and {problem}")
         pytest.skip(problem)
-    started: list[Deployment] = []
 
     def _deploy(**env: str) -> Deployment:
-        started.append(Deployment(**env))
-        started[-1].start_server()
-        return started[-1]
+        return deploy(**{"CELERY_BROKER_URL": REDIS_URL, **env})
 
-    yield _deploy
-    for deployed in started:
-        deployed.stop()
+    return _deploy
 
 
 @pytest.fixture

@@ -1,0 +1,111 @@
+"""Live deployments for tests: gunicorn, Celery worker and beat as real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.db import connection
+
+from openmemory import OpenMemory
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = os.environ.get("OM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+API_KEY = "deploy-key"
+
+
+def redis_problem() -> str | None:
+    """Why the test Redis cannot be used, or None."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        return f"Redis at {REDIS_URL} is not reachable ({exc})"
+    return None
+
+
+def database_url() -> str:
+    """The URL of the current test database, for processes that must share it."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+class Deployment:
+    """gunicorn, Celery worker and beat processes sharing the test database and a private
+    queue. Without CELERY_BROKER_URL in `env` tasks run in-process, as in `make run`."""
+
+    def __init__(self, **env: str) -> None:
+        self.port = free_port()
+        base = {k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"}
+        self.env = {
+            **base,
+            "OM_CELERY_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
+            "DATABASE_URL": database_url(),
+            "OM_API_KEY": API_KEY,
+            **env,
+        }
+        self.processes: list[subprocess.Popen] = []
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.client = OpenMemory(api_key=API_KEY, base_url=self.base_url)
+
+    def _spawn(self, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+        process = subprocess.Popen(command, cwd=ROOT, env={**self.env, **env})
+        self.processes.append(process)
+        return process
+
+    def start_server(self) -> None:
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        bind = f"127.0.0.1:{self.port}"
+        options = ["--workers", "3", "--worker-class", "gthread", "--threads", "4"]
+        self._spawn(
+            [gunicorn, "openmemory.wsgi", "--bind", bind, *options, "--log-level", "warning"], {}
+        )
+
+        def healthy() -> bool:
+            try:
+                return self.client.health()["ok"]
+            except Exception:
+                return False
+
+        assert wait_for(healthy, timeout=20), "gunicorn did not start"
+
+    def _celery(self, *args: str, **env: str) -> subprocess.Popen:
+        command = [sys.executable, "-m", "celery", "-A", "openmemory", *args]
+        return self._spawn([*command, "--loglevel=WARNING"], env)
+
+    def start_worker(self, **env: str) -> subprocess.Popen:
+        return self._celery("worker", "--pool=solo", "--without-gossip", "--without-mingle", **env)
+
+    def start_beat(self, **env: str) -> subprocess.Popen:
+        return self._celery("beat", "--max-interval", "1", "--pidfile=", **env)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=15)
