@@ -137,6 +137,14 @@ _ADVERBS = frozenset(
     "usually often always never sometimes rarely frequently regularly recently also "
     "still mostly generally occasionally seldom typically".split()
 )
+# Verbs that double as plural nouns ("Plans change", "Tests run nightly"): taken as verbs
+# only after one of those adverbs ("Usually plans the week on Sunday").
+_VERBS_AFTER_ADVERB = _VERBS | frozenset(
+    """
+    configures sets checks reviews deploys tests plans schedules starts stops skips forgets
+    remembers asks calls texts cleans updates commits pushes books orders shops stretches
+    """.split()
+)
 # A word after the opening one that shows the opening word is a subject, not a verb:
 # "Works are on display", "Uses of Python".
 _NOT_AFTER_VERB = frozenset(
@@ -184,7 +192,9 @@ def _opens_with_verb(text: str) -> bool:
     first = words[0].casefold()
     second = words[1].casefold().strip(",;:") if len(words) > 1 else ""
     if first in _ADVERBS:
-        return second in _VERBS and (len(words) < 3 or words[2].casefold() not in _NOT_AFTER_VERB)
+        return second in _VERBS_AFTER_ADVERB and (
+            len(words) < 3 or words[2].casefold() not in _NOT_AFTER_VERB
+        )
     return first in _VERBS and second not in _NOT_AFTER_VERB
 
 
@@ -297,7 +307,8 @@ def _render(chosen: list[_Choice]) -> list[str]:
 
 
 def _themes(candidates: list[tuple[_Ranked, str]]) -> dict[uuid.UUID, str]:
-    """Each memory's theme: its tag that the user uses most (then by name), or its sector."""
+    """Each memory's theme: of its tags, the one most used among these memories (then by
+    name); untagged memories go by sector."""
     ids = [memory.id for memory, _ in candidates]
     links = Memory.tags.through.objects.filter(memory_id__in=ids).values_list(
         "memory_id", "tag__name"

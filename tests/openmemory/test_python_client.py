@@ -660,7 +660,7 @@ def test_user_management_page_examples(server_url, settings, capsys):
     refreshed = user_service.refresh_summary()
     assert refreshed["reflection_count"] == 3
     assert refreshed["summary"] == (
-        "Completed React tutorial. The user prefers dark mode in applications."
+        "The user completed React tutorial. The user prefers dark mode in applications."
     )
 
     # Error handling: an unknown user has no memories

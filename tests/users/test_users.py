@@ -107,7 +107,7 @@ def test_summary_regenerates_every_interval(add, settings, django_capture_on_com
     summary = UserSummary.objects.get(user_id="traveller")
     assert summary.reflection_count == 2
     assert summary.pending_memories == 0
-    assert "Visited city 5" in summary.summary
+    assert "city 5" in summary.summary
 
 
 def test_summary_respects_max_length(api, settings):
