@@ -9,17 +9,20 @@ from memories.embeddings import embed_one, get_provider
 from memories.models import Memory
 from memories.vector_search import get_backend
 from openmemory.exceptions import NotFound
-
-#: Passed as user_id to mean "every user" (as opposed to None, the shared pool).
-ALL_USERS = object()
+from openmemory.scope import ALL_USERS
 
 
-def memory_get(*, memory_id: str, for_update: bool = False) -> Memory:
+def memory_get(
+    *, memory_id: str, within: str | object = ALL_USERS, for_update: bool = False
+) -> Memory:
+    """One memory by id, looked for only among `within`'s memories (404 elsewhere)."""
     try:
         uuid.UUID(str(memory_id))
     except ValueError:
         raise NotFound("memory not found") from None
     queryset = Memory.objects.defer("embedding")
+    if within is not ALL_USERS:
+        queryset = queryset.for_user(within)
     queryset = queryset.select_for_update() if for_update else queryset.prefetch_related("tags")
     try:
         return queryset.get(pk=memory_id)

@@ -19,6 +19,7 @@ from memories.sectors import SECTORS, classify
 from memories.selectors import memory_get
 from openmemory import clock
 from openmemory.exceptions import ServiceError
+from openmemory.scope import ALL_USERS
 from users import services as user_services
 
 
@@ -178,8 +179,9 @@ def memory_update(
     content: str | None = None,
     tags: list[str] | None = None,
     metadata: dict | None = None,
+    within: str | object = ALL_USERS,
 ) -> Memory:
-    memory = memory_get(memory_id=memory_id, for_update=True)
+    memory = memory_get(memory_id=memory_id, within=within, for_update=True)
     now = clock.now()
     if content is not None:
         content = content.strip()
@@ -219,15 +221,15 @@ def memory_update(
 
 
 @transaction.atomic
-def memory_delete(*, memory_id: str) -> None:
-    memory = memory_get(memory_id=memory_id, for_update=True)
+def memory_delete(*, memory_id: str, within: str | object = ALL_USERS) -> None:
+    memory = memory_get(memory_id=memory_id, within=within, for_update=True)
     memory.delete()
     if memory.user_id is not None:
         user_services.user_summary_invalidate(user_id=memory.user_id)
 
 
-def memory_reinforce(*, memory_id: str, boost: float) -> Memory:
-    memory_get(memory_id=memory_id)
+def memory_reinforce(*, memory_id: str, boost: float, within: str | object = ALL_USERS) -> Memory:
+    memory_get(memory_id=memory_id, within=within)
     now = clock.now()
     # Decay up to now first, so the boost lands on the current value, not a stale one.
     memories_decay(now=now, memory_ids=[memory_id])

@@ -28,13 +28,20 @@ from memories.serializers import (
     ReinforceSerializer,
     UpdatedMemorySerializer,
 )
+from openmemory.auth import scope_of
 from openmemory.clock import to_ms
+from openmemory.scope import NOT_GIVEN
 
 
 def parse(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def request_user(raw: object, data: dict) -> object:
+    """The user_id a body named (None included), or NOT_GIVEN when it named none."""
+    return data["user_id"] if isinstance(raw, dict) and "user_id" in raw else NOT_GIVEN
 
 
 def memory_item(memory: Memory) -> dict:
@@ -92,6 +99,7 @@ class MemoryViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], url_path="add")
     def add(self, request: Request) -> Response:
         data = parse(MemoryAddSerializer, request.data)
+        data["user_id"] = scope_of(request).for_write(request_user(request.data, data))
         result = services.memory_create(**data)
         code = status.HTTP_200_OK if result.deduplicated else status.HTTP_201_CREATED
         return Response(created_item(result), status=code)
@@ -100,7 +108,11 @@ class MemoryViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], url_path="add/batch")
     def add_batch(self, request: Request) -> Response:
         data = parse(MemoryBatchSerializer, request.data)
-        items = [services.MemoryInput(**item) for item in data["items"]]
+        scope = scope_of(request)
+        items = [
+            services.MemoryInput(**{**item, "user_id": scope.for_write(request_user(raw, item))})
+            for raw, item in zip(request.data["items"], data["items"], strict=True)
+        ]
         results = services.memory_create_batch(items=items)
         return Response(
             {
@@ -115,16 +127,14 @@ class MemoryViewSet(viewsets.ViewSet):
     def query(self, request: Request) -> Response:
         data = parse(MemoryQuerySerializer, request.data)
         filters = data["filters"]
-        scope = {}
-        if "user_id" in filters or "user_id" in data:
-            scope["user_id"] = filters.get("user_id", data.get("user_id"))
+        requested = filters.get("user_id", data.get("user_id", NOT_GIVEN))
         matches = selectors.memory_query(
             query=data["query"],
             k=data["k"],
+            user_id=scope_of(request).for_read(requested),
             sector=filters.get("sector"),
             min_score=filters.get("min_score"),
             tags=filters.get("tags"),
-            **scope,
         )
         return Response({"query": data["query"], "matches": [match_item(m) for m in matches]})
 
@@ -134,7 +144,8 @@ class MemoryViewSet(viewsets.ViewSet):
         from users.selectors import user_context
 
         data = parse(ContextSerializer, request.data)
-        context = user_context(user_id=data["user_id"], query=data.get("query"), k=data["k"])
+        user_id = scope_of(request).check_user(data["user_id"])
+        context = user_context(user_id=user_id, query=data.get("query"), k=data["k"])
         return Response(
             {
                 "user_id": context.user_id,
@@ -148,9 +159,11 @@ class MemoryViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["get"], url_path="all")
     def all(self, request: Request) -> Response:
         data = parse(MemoryListSerializer, request.query_params)
-        scope = {"user_id": data["user_id"]} if "user_id" in data else {}
         memories = selectors.memory_list(
-            sector=data.get("sector"), limit=data["l"], offset=data["u"], **scope
+            user_id=scope_of(request).for_read(data.get("user_id", NOT_GIVEN)),
+            sector=data.get("sector"),
+            limit=data["l"],
+            offset=data["u"],
         )
         return Response({"items": [memory_item(m) for m in memories]})
 
@@ -158,20 +171,25 @@ class MemoryViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"], url_path="reinforce")
     def reinforce(self, request: Request) -> Response:
         data = parse(ReinforceSerializer, request.data)
-        memory = services.memory_reinforce(memory_id=str(data["id"]), boost=data["boost"])
+        memory = services.memory_reinforce(
+            memory_id=str(data["id"]), boost=data["boost"], within=scope_of(request).visible
+        )
         return Response({"ok": True, "id": str(memory.id), "salience": round(memory.salience, 6)})
 
     @extend_schema(responses={200: MemoryOutSerializer})
     def retrieve(self, request: Request, memory_id: str) -> Response:
-        return Response(memory_item(selectors.memory_get(memory_id=memory_id)))
+        memory = selectors.memory_get(memory_id=memory_id, within=scope_of(request).visible)
+        return Response(memory_item(memory))
 
     @extend_schema(request=MemoryUpdateSerializer, responses={200: UpdatedMemorySerializer})
     def partial_update(self, request: Request, memory_id: str) -> Response:
         data = parse(MemoryUpdateSerializer, request.data)
-        memory = services.memory_update(memory_id=memory_id, **data)
+        memory = services.memory_update(
+            memory_id=memory_id, within=scope_of(request).visible, **data
+        )
         return Response({"ok": True, **memory_item(memory)})
 
     @extend_schema(responses={200: DeletedSerializer})
     def destroy(self, request: Request, memory_id: str) -> Response:
-        services.memory_delete(memory_id=memory_id)
+        services.memory_delete(memory_id=memory_id, within=scope_of(request).visible)
         return Response({"ok": True, "id": memory_id})

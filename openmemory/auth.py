@@ -1,12 +1,41 @@
-"""API-key authentication: `Authorization: Bearer <key>` or `x-api-key: <key>`."""
+"""API-key authentication: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+
+Keys come from OM_API_KEY (admin keys) and from the ApiKey table (admin or user-scoped).
+The API is open only while OM_API_KEY is unset and no key was ever stored: revoking the last
+stored key must not open the server.
+"""
 
 from __future__ import annotations
 
 import hmac
+import time
 
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
+
+from openmemory.scope import Scope
+
+# Whether any stored key exists, cached briefly: asking on every request would cost a query.
+# A key created or revoked in this process clears it at once; in other processes (a
+# `manage.py create_api_key` beside a running server) it takes effect within this time.
+STORED_KEYS_TTL = 5.0
+_stored_keys: tuple[float, bool] | None = None
+
+
+def forget_stored_keys() -> None:
+    global _stored_keys
+    _stored_keys = None
+
+
+def _any_stored_key() -> bool:
+    global _stored_keys
+    now = time.monotonic()
+    if _stored_keys is None or now - _stored_keys[0] > STORED_KEYS_TTL:
+        from users.models import ApiKey
+
+        _stored_keys = (now, ApiKey.objects.exists())
+    return _stored_keys[1]
 
 
 class ApiClient:
@@ -14,8 +43,9 @@ class ApiClient:
 
     is_authenticated = True
 
-    def __init__(self, key: str | None) -> None:
-        self.key = key
+    def __init__(self, scope: Scope, key_id: int | None = None) -> None:
+        self.scope = scope
+        self.key_id = key_id
 
 
 def _presented_key(request: Request) -> str | None:
@@ -27,21 +57,31 @@ def _presented_key(request: Request) -> str | None:
     return request.META.get("HTTP_X_API_KEY", "").strip() or None
 
 
+def _is_env_key(presented: str) -> bool:
+    # Compare against every key so timing does not reveal which prefix matched.
+    matched = False
+    for key in settings.OM_API_KEYS:
+        matched |= hmac.compare_digest(presented.encode(), key.encode())
+    return matched
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiClient, str] | None:
-        keys = settings.OM_API_KEYS
-        if not keys:
-            return (ApiClient(None), "")
         presented = _presented_key(request)
+        if not settings.OM_API_KEYS and not _any_stored_key():
+            return (ApiClient(Scope()), "")
         if presented is None:
             return None
-        # Compare against every key so timing does not reveal which prefix matched.
-        matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(presented.encode(), key.encode())
-        if not matched:
+        if _is_env_key(presented):
+            return (ApiClient(Scope()), presented)
+        from users.selectors import api_key_find
+        from users.services import api_key_touch
+
+        key = api_key_find(raw=presented)
+        if key is None:
             raise exceptions.PermissionDenied("invalid api key")
-        return (ApiClient(presented), presented)
+        api_key_touch(key=key)
+        return (ApiClient(Scope(key.user_id), key.pk), presented)
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="openmemory"'
@@ -52,3 +92,7 @@ class HasApiKey(permissions.BasePermission):
         if request.user is None:
             raise exceptions.NotAuthenticated("api key required")
         return True
+
+
+def scope_of(request: Request) -> Scope:
+    return request.user.scope

@@ -199,7 +199,7 @@ OM_LLM_INPUT_TOKENS = env_int("OM_LLM_INPUT_TOKENS", 2000, minimum=50)
 # --- Celery ------------------------------------------------------------------------------
 # Without a broker, tasks run in-process at commit time: the embedded default needs no Redis.
 CELERY_TASK_ALWAYS_EAGER = not env_str("CELERY_BROKER_URL")
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://localhost/"
 CELERY_RESULT_BACKEND = None
 # Lets several deployments (or test runs) share one Redis without taking each other's tasks.
 CELERY_TASK_DEFAULT_QUEUE = env_str("OM_CELERY_QUEUE", "openmemory")

@@ -84,15 +84,19 @@ def query(api):
 
 @pytest.fixture(autouse=True)
 def _fresh_providers():
-    """Settings overrides in a test must reach the cached provider and backend."""
+    """Settings overrides in a test must reach the cached provider and backend, and keys a
+    test stored (then rolled back) must not close the API for the next test."""
     from memories.embeddings import get_provider
     from memories.vector_search import get_backend
+    from openmemory.auth import forget_stored_keys
 
     get_provider.cache_clear()
     get_backend.cache_clear()
+    forget_stored_keys()
     yield
     get_provider.cache_clear()
     get_backend.cache_clear()
+    forget_stored_keys()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.conf import settings
 
 from memories.selectors import Match, memory_list, memory_query, user_has_memories
 from openmemory.exceptions import NotFound
-from users.models import UserSummary
+from users.models import ApiKey, UserSummary
 from users.services import user_summary_regenerate
 
 
@@ -50,3 +50,10 @@ def user_context(*, user_id: str, query: str | None, k: int) -> Context:
     if matches:
         lines += ["", "Relevant memories:"] + [f"- {m.memory.content}" for m in matches]
     return Context(user_id=user_id, summary=summary, matches=matches, text="\n".join(lines))
+
+
+def api_key_find(*, raw: str) -> ApiKey | None:
+    """The active stored key matching a presented key, if any."""
+    from users.services import api_key_hash
+
+    return ApiKey.objects.active().filter(key_hash=api_key_hash(raw)).first()

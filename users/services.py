@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 from datetime import timedelta
 
 from django.conf import settings
@@ -11,7 +13,7 @@ from django.db.models import F
 
 from openmemory import clock
 from openmemory.exceptions import NotFound
-from users.models import UserSummary
+from users.models import ApiKey, UserSummary
 
 logger = logging.getLogger("openmemory")
 
@@ -169,3 +171,42 @@ def user_delete_memories(*, user_id: str) -> int:
         deleted = memories_delete_for_user(user_id=user_id)
         UserSummary.objects.filter(user_id=user_id).delete()
     return deleted
+
+
+def api_key_create(*, user_id: str | None, name: str = "") -> tuple[ApiKey, str]:
+    """A new key for one user (or, with user_id None, an admin key). Returns the row and the
+    key itself, which is not stored and cannot be shown again."""
+    raw = "om_" + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        name=name, user_id=user_id, prefix=raw[:10], key_hash=api_key_hash(raw)
+    )
+    keys_changed()
+    return key, raw
+
+
+def api_key_revoke(*, key_id: int) -> ApiKey:
+    key = ApiKey.objects.get(pk=key_id)
+    if key.revoked_at is None:
+        key.revoked_at = clock.now()
+        key.save(update_fields=["revoked_at"])
+    keys_changed()
+    return key
+
+
+def api_key_hash(raw: str) -> str:
+    # Keys are 256 random bits: a plain SHA-256 cannot be reversed or brute-forced, and a
+    # fast hash keeps the lookup on every request cheap.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def api_key_touch(*, key: ApiKey) -> None:
+    """Records use, at most once a minute per key, so that requests do not all write."""
+    now = clock.now()
+    if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+
+
+def keys_changed() -> None:
+    from openmemory.auth import forget_stored_keys
+
+    forget_stored_keys()

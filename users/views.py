@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from memories.serializers import MemoryOutSerializer, PageSerializer
 from memories.validation import clean_user_id
 from memories.views import memory_item, parse
+from openmemory.auth import scope_of
 from openmemory.clock import to_ms
 from users import selectors, services
 from users.models import UserSummary
@@ -68,13 +69,14 @@ class UserViewSet(viewsets.ViewSet):
     @extend_schema(request=None, responses={200: QueuedOut})
     @action(detail=False, methods=["post"], url_path="summaries/regenerate-all")
     def regenerate_all(self, request: Request) -> Response:
+        scope_of(request).require_admin()
         return Response({"ok": True, "queued": services.user_summaries_regenerate_all()})
 
     @extend_schema(methods=["GET"], parameters=[PageSerializer], responses={200: UserMemoriesOut})
     @extend_schema(methods=["DELETE"], responses={200: DeletedUserMemoriesOut})
     @action(detail=True, methods=["get", "delete"], url_path="memories")
     def memories(self, request: Request, user_id: str) -> Response:
-        user_id = clean_user_id(user_id)
+        user_id = scope_of(request).check_user(clean_user_id(user_id))
         if request.method == "DELETE":
             deleted = services.user_delete_memories(user_id=user_id)
             return Response({"ok": True, "user_id": user_id, "deleted": deleted})
@@ -85,12 +87,12 @@ class UserViewSet(viewsets.ViewSet):
     @extend_schema(responses={200: SummaryOut})
     @action(detail=True, methods=["get"], url_path="summary")
     def summary(self, request: Request, user_id: str) -> Response:
-        user_id = clean_user_id(user_id)
+        user_id = scope_of(request).check_user(clean_user_id(user_id))
         return Response(summary_item(selectors.user_summary_get(user_id=user_id)))
 
     @extend_schema(request=None, responses={200: RegeneratedOut})
     @action(detail=True, methods=["post"], url_path="summary/regenerate")
     def regenerate(self, request: Request, user_id: str) -> Response:
-        user_id = clean_user_id(user_id)
+        user_id = scope_of(request).check_user(clean_user_id(user_id))
         summary = services.user_summary_regenerate(user_id=user_id)
         return Response({"ok": True, **summary_item(summary)})
