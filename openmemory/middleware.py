@@ -1,4 +1,4 @@
-"""Rejects oversized request bodies before anything reads them."""
+"""Request-level guards: oversized bodies, and rate-limit headers on every response."""
 
 from __future__ import annotations
 
@@ -25,3 +25,20 @@ class BodySizeLimitMiddleware:
         if length > settings.OM_MAX_BODY_BYTES:
             return json_error(413, f"body too large (limit {settings.OM_MAX_BODY_BYTES} bytes)")
         return self.get_response(request)
+
+
+class RateLimitHeadersMiddleware:
+    """Adds X-RateLimit-Limit/Remaining/Reset when the rate limit counted the request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        counted = getattr(request, "om_ratelimit", None)
+        if counted is not None:
+            limit, remaining, reset = counted
+            response["X-RateLimit-Limit"] = str(limit)
+            response["X-RateLimit-Remaining"] = str(remaining)
+            response["X-RateLimit-Reset"] = str(reset)
+        return response

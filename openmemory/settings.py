@@ -37,6 +37,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "openmemory.middleware.RateLimitHeadersMiddleware",
     "openmemory.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -136,10 +137,22 @@ OM_MAX_BATCH = env_int("OM_MAX_BATCH", 500, minimum=1)
 OM_MAX_K = env_int("OM_MAX_K", 100, minimum=1)
 OM_MAX_LIMIT = env_int("OM_MAX_LIMIT", 1000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = OM_MAX_BODY_BYTES
+# Requests per minute per API key; 0 turns the limit off.
+OM_RATE_LIMIT = env_int("OM_RATE_LIMIT", 3000, minimum=0)
+# Shared cache (rate-limit counters) for several gunicorn workers; local memory without it.
+OM_REDIS_URL = env_str("OM_REDIS_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": OM_REDIS_URL}
+        if OM_REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["openmemory.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["openmemory.auth.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["openmemory.ratelimit.KeyRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["openmemory.parsers.LenientJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "openmemory.exceptions.err_exception_handler",

@@ -86,6 +86,8 @@ def query(api):
 def _fresh_providers():
     """Settings overrides in a test must reach the cached provider and backend, and keys a
     test stored (then rolled back) must not close the API for the next test."""
+    from django.core.cache import cache
+
     from memories.embeddings import get_provider
     from memories.vector_search import get_backend
     from openmemory.auth import forget_stored_keys
@@ -93,6 +95,7 @@ def _fresh_providers():
     get_provider.cache_clear()
     get_backend.cache_clear()
     forget_stored_keys()
+    cache.clear()  # rate-limit counters
     yield
     get_provider.cache_clear()
     get_backend.cache_clear()

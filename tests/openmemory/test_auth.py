@@ -72,3 +72,22 @@ def test_open_api_is_announced_loudly_at_start(settings, capsys):
 
 def test_no_announcement_when_a_key_is_set(keys, capsys):
     assert "OPEN" not in _start_server_and_capture_log(capsys)
+
+
+def test_rate_limit_answers_429_with_headers(api, keys, settings):
+    settings.OM_RATE_LIMIT = 3
+    from django.core.cache import cache
+
+    cache.clear()
+    headers = {"HTTP_AUTHORIZATION": "Bearer key-one"}
+
+    answers = [api.get("/memory/all", **headers) for _ in range(4)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert answers[0].headers["X-RateLimit-Limit"] == "3"
+    limited = answers[3]
+    assert limited.json()["err"].startswith("Request was throttled")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+    # Another key has its own budget.
+    assert api.get("/memory/all", HTTP_AUTHORIZATION="Bearer key-two").status_code == 200
