@@ -80,3 +80,13 @@ def memory_query(
 
 def user_has_memories(*, user_id: str) -> bool:
     return Memory.objects.for_user(user_id).exists()
+
+
+def memories_for_export(*, user_id: str | object = ALL_USERS, chunk: int = 500):
+    """Every memory of `user_id` (or of everyone), oldest first, streamed in chunks with
+    their tags: memory stays flat however many there are."""
+    queryset = Memory.objects.all()
+    if user_id is not ALL_USERS:
+        queryset = queryset.for_user(user_id)
+    queryset = queryset.defer("embedding").prefetch_related("tags").order_by("created_at", "id")
+    return queryset.iterator(chunk_size=chunk)

@@ -291,3 +291,31 @@ class ContextOutSerializer(serializers.Serializer):
     summary = serializers.CharField(allow_blank=True)
     matches = MatchOutSerializer(many=True)
     context = serializers.CharField()
+
+
+class MillisecondsField(serializers.IntegerField):
+    """Epoch milliseconds in, aware datetimes out."""
+
+    def to_internal_value(self, data):
+        from datetime import UTC, datetime
+
+        value = super().to_internal_value(data)
+        if value < 0:
+            raise serializers.ValidationError("timestamp must not be negative")
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise serializers.ValidationError("timestamp out of range") from None
+
+
+class ImportRecordSerializer(MemoryAddSerializer):
+    """One line of an export (see memories/representation.py), as `manage.py import` reads."""
+
+    id = serializers.UUIDField()
+    created_at = MillisecondsField(required=False)
+    updated_at = MillisecondsField(required=False)
+    last_seen_at = MillisecondsField(required=False)
+    salience = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    primary_sector = SectorField(required=False)
+    sectors = serializers.ListField(child=SectorField(), required=False)
+    version = serializers.IntegerField(required=False, min_value=1)

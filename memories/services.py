@@ -271,3 +271,63 @@ def memories_decay(
         with transaction.atomic():
             Memory.objects.bulk_update(rows, ["salience", "decayed_at"])
         changed += len(rows)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    skipped: int  # already present (same id), or the same content under the same user
+
+
+def memories_import(*, records: list[dict]) -> ImportResult:
+    """Stores exported memories under their own ids, re-embedding their content with the
+    configured provider. Idempotent: ids already present are skipped, so an interrupted
+    import can simply be run again."""
+    ids = [record["id"] for record in records]
+    present = {str(pk) for pk in Memory.objects.filter(pk__in=ids).values_list("pk", flat=True)}
+    fresh = [record for record in records if str(record["id"]) not in present]
+    if not fresh:
+        return ImportResult(created=0, skipped=len(records))
+    vectors = get_provider().embed([record["content"] for record in fresh])
+    model_id = get_provider().model_id
+    rows: list[tuple[Memory, list[str]]] = []
+    for record, vector in zip(fresh, vectors, strict=True):
+        sector = classify(record["content"], record["metadata"])
+        primary = record.get("primary_sector") or sector.primary
+        created = record.get("created_at") or clock.now()
+        memory = Memory(
+            id=record["id"],
+            user_id=record["user_id"],
+            content=record["content"],
+            content_hash=content_hash(record["content"]),
+            metadata=record["metadata"],
+            primary_sector=primary,
+            sectors=record.get("sectors") or sector.sectors,
+            salience=record.get("salience", _default_salience()),
+            decay_lambda=SECTORS[primary].decay_lambda,
+            version=record.get("version", 1),
+            created_at=created,
+            updated_at=record.get("updated_at") or created,
+            last_seen_at=record.get("last_seen_at") or created,
+            decayed_at=clock.now(),
+            embedding=vector,
+            embedding_model=model_id,
+            embedding_dim=len(vector),
+        )
+        rows.append((memory, record["tags"]))
+    with transaction.atomic():
+        # ignore_conflicts: a memory whose content its user already holds under another id
+        # is a duplicate, not an error; only the rows actually inserted get their tags.
+        Memory.objects.bulk_create([memory for memory, _ in rows], ignore_conflicts=True)
+        stored = {
+            str(pk)
+            for pk in Memory.objects.filter(pk__in=[m.pk for m, _ in rows]).values_list(
+                "pk", flat=True
+            )
+        }
+        inserted = [(m, tags) for m, tags in rows if str(m.pk) in stored]
+        _attach_tags(inserted)
+        counts = Counter(m.user_id for m, _ in inserted if m.user_id is not None)
+        if counts:
+            user_services.user_summary_note_added(counts=dict(counts))
+    return ImportResult(created=len(inserted), skipped=len(records) - len(inserted))

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from memories import selectors, services
-from memories.models import Memory
+from memories.representation import memory_item
 from memories.serializers import (
     AddedSerializer,
     BatchAddedSerializer,
@@ -42,24 +42,6 @@ def parse(serializer_class, data) -> dict:
 def request_user(raw: object, data: dict) -> object:
     """The user_id a body named (None included), or NOT_GIVEN when it named none."""
     return data["user_id"] if isinstance(raw, dict) and "user_id" in raw else NOT_GIVEN
-
-
-def memory_item(memory: Memory) -> dict:
-    return {
-        "id": str(memory.id),
-        "content": memory.content,
-        "tags": sorted(tag.name for tag in memory.tags.all()),
-        "metadata": memory.metadata,
-        "created_at": to_ms(memory.created_at),
-        "updated_at": to_ms(memory.updated_at),
-        "last_seen_at": to_ms(memory.last_seen_at),
-        "salience": round(memory.salience, 6),
-        "decay_lambda": memory.decay_lambda,
-        "primary_sector": memory.primary_sector,
-        "sectors": memory.sectors,
-        "version": memory.version,
-        "user_id": memory.user_id,
-    }
 
 
 def match_item(match: selectors.Match) -> dict:

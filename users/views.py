@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+import json
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from memories.representation import memory_item
+from memories.selectors import memories_for_export
 from memories.serializers import MemoryOutSerializer, PageSerializer
 from memories.validation import clean_user_id
-from memories.views import memory_item, parse
+from memories.views import parse
 from openmemory.auth import scope_of
 from openmemory.clock import to_ms
 from users import selectors, services
@@ -83,6 +88,24 @@ class UserViewSet(viewsets.ViewSet):
         page = parse(PageSerializer, request.query_params)
         items = selectors.user_memories(user_id=user_id, limit=page["l"], offset=page["u"])
         return Response({"user_id": user_id, "items": [memory_item(m) for m in items]})
+
+    @extend_schema(
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(
+                MemoryOutSerializer, description="one memory per line (JSON Lines)"
+            )
+        }
+    )
+    @action(detail=True, methods=["get"], url_path="export")
+    def export(self, request: Request, user_id: str) -> StreamingHttpResponse:
+        user_id = scope_of(request).check_user(clean_user_id(user_id))
+        lines = (
+            json.dumps(memory_item(memory), ensure_ascii=False) + "\n"
+            for memory in memories_for_export(user_id=user_id)
+        )
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="{user_id}.jsonl"'
+        return response
 
     @extend_schema(responses={200: SummaryOut})
     @action(detail=True, methods=["get"], url_path="summary")

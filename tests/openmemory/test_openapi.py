@@ -21,6 +21,7 @@ ROUTES = {
     "/users/{user_id}/memories",
     "/users/{user_id}/summary",
     "/users/{user_id}/summary/regenerate",
+    "/users/{user_id}/export",
     "/users/summaries/regenerate-all",
     "/health",
     "/sectors",

@@ -61,6 +61,7 @@ def test_scoped_key_adds_to_its_own_user(alice):
         ("get", "/users/bob/memories", None),
         ("delete", "/users/bob/memories", None),
         ("get", "/users/bob/summary", None),
+        ("get", "/users/bob/export", None),
         ("post", "/users/bob/summary/regenerate", None),
         ("post", "/users/summaries/regenerate-all", None),
     ],
