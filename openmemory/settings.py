@@ -17,6 +17,20 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "insecure-dev-key-set-DJANGO_SECRET
 ALLOWED_HOSTS = env_list("OM_ALLOWED_HOSTS") or ["*"]
 CSRF_TRUSTED_ORIGINS = env_list("OM_CSRF_TRUSTED_ORIGINS")
 
+# Served over HTTPS (TLS ending at a proxy that sets X-Forwarded-Proto): secure cookies, a
+# redirect from plain HTTP (except /health, for load balancers) and HSTS.
+OM_HTTPS = env_bool("OM_HTTPS", False)
+if OM_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^health$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("OM_HSTS_SECONDS", 31_536_000, minimum=0)
+    # Opt-in: they bind every subdomain (and, once preloaded, browsers) to HTTPS for good.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("OM_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("OM_HSTS_PRELOAD", False)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
