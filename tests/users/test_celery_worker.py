@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.fakes import PROFILE, FakeChat, serve
 from tests.live import REDIS_URL, Deployment, redis_problem, wait_for
 from users.models import UserSummary
 
@@ -103,3 +105,58 @@ def test_summaries_catch_up_after_a_broker_outage(deploy):
 
     assert wait_for(lambda: reflections("flyer") == 1), "the sweep did not catch up in 30 s"
     assert UserSummary.objects.get(user_id="flyer").stale is False
+
+
+@pytest.fixture
+def chat():
+    """A chat-completions endpoint on loopback for the worker's LLM summarizer."""
+    FakeChat.calls = []
+    FakeChat.script = [{"content": PROFILE}]
+    server = serve(FakeChat)
+    yield FakeChat, f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_worker_retries_the_llm_then_falls_back_and_records_why(deploy, chat):
+    fake, url = chat
+    deployment = deploy(OM_SUMMARIZER="llm", OM_LLM_BASE_URL=url, OM_LLM_TIMEOUT="2")
+    deployment.start_worker()
+
+    fake.script = [{"status": 500}, {"content": PROFILE}]  # fails once, then answers
+    deployment.client.add("User prefers dark mode in applications", user_id="lucky")
+    assert wait_for(lambda: reflections("lucky") == 1)
+    lucky = UserSummary.objects.get(user_id="lucky")
+    assert (lucky.provider, lucky.summary, lucky.fallback_reason) == ("llm", PROFILE, "")
+    assert len(fake.calls) == 2
+
+    fake.script = [{"status": 503}]  # keeps failing
+    deployment.client.add("User completed Python course", user_id="unlucky")
+    assert wait_for(lambda: reflections("unlucky") == 1)
+    unlucky = UserSummary.objects.get(user_id="unlucky")
+    assert unlucky.provider == "extractive"
+    assert unlucky.fallback_reason.startswith("llm: HTTP 503")
+    assert "Python course" in unlucky.summary
+
+
+def test_a_worker_killed_mid_task_loses_no_summary(deploy, chat):
+    fake, url = chat
+    fake.script = [{"sleep": 6, "content": PROFILE}, {"content": PROFILE}]
+    deployment = deploy(
+        OM_SUMMARIZER="llm",
+        OM_LLM_BASE_URL=url,
+        OM_LLM_TIMEOUT="20",
+        OM_TASK_VISIBILITY_TIMEOUT="10",
+    )
+    first = deployment.start_worker()
+    deployment.client.add("User prefers dark mode in applications", user_id="survivor")
+    assert wait_for(lambda: len(fake.calls) == 1), "the first worker never started the task"
+
+    first.send_signal(signal.SIGKILL)  # mid-task: the LLM has not answered yet
+    first.wait(timeout=10)
+    assert reflections("survivor") == 0
+    deployment.start_worker()
+
+    # The unacknowledged task comes back after the visibility timeout and completes.
+    assert wait_for(lambda: reflections("survivor") == 1, timeout=60)
+    assert UserSummary.objects.get(user_id="survivor").provider == "llm"
