@@ -24,7 +24,11 @@ migrate: install
 
 run: migrate
 	$(BIN)/python manage.py collectstatic --noinput -v0
-	@echo "OpenMemory listening on http://localhost:$(OM_PORT)  (admin: http://localhost:$(OM_PORT)/admin/)"
+	@echo "OpenMemory listening on http://localhost:$(OM_PORT)"
+	@echo "  admin:     http://localhost:$(OM_PORT)/admin/"
+	@echo "  dashboard: http://localhost:$(OM_PORT)/dashboard/"
+	@echo "  API docs:  http://localhost:$(OM_PORT)/docs"
+	@echo "  first staff account: $(BIN)/python manage.py createsuperuser"
 	$(BIN)/gunicorn openmemory.wsgi --bind 0.0.0.0:$(OM_PORT) --workers $(WORKERS) \
 		--worker-class gthread --threads 4 --access-logfile - --log-level warning
 

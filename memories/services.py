@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Least
 
+from memories import validation
 from memories.embeddings import embed_one, get_provider
 from memories.models import Memory, Tag
 from memories.sectors import SECTORS, classify
@@ -69,10 +70,25 @@ def memory_create_batch(*, items: list[MemoryInput]) -> list[CreateResult]:
 
 
 def _clean_input(item: MemoryInput) -> MemoryInput:
-    content = item.content.strip()
+    # The API's serializers check the same rules first (with field-specific messages); this
+    # is the guard for every other caller: the admin, imports, scripts.
+    if item.user_id is not None:
+        validation.clean_user_id(item.user_id)
+    return replace(
+        item,
+        content=_clean_content(item.content),
+        tags=validation.clean_tags(item.tags),
+        metadata=validation.clean_metadata(item.metadata),
+    )
+
+
+def _clean_content(content: str) -> str:
+    content = validation.clean_text(content, "content").strip()
     if not content:
         raise ServiceError("content required")
-    return replace(item, content=content)
+    if len(content) > settings.OM_MAX_CONTENT_CHARS:
+        raise ServiceError(f"content must be at most {settings.OM_MAX_CONTENT_CHARS} characters")
+    return content
 
 
 @transaction.atomic
@@ -183,10 +199,12 @@ def memory_update(
 ) -> Memory:
     memory = memory_get(memory_id=memory_id, within=within, for_update=True)
     now = clock.now()
+    if tags is not None:
+        tags = validation.clean_tags(tags)
+    if metadata is not None:
+        metadata = validation.clean_metadata(metadata)
     if content is not None:
-        content = content.strip()
-        if not content:
-            raise ServiceError("content required")
+        content = _clean_content(content)
         digest = content_hash(content)
         if digest != memory.content_hash:
             clash = Memory.objects.for_user(memory.user_id).filter(content_hash=digest)

@@ -116,3 +116,22 @@ def test_add_counts_queries(api, django_assert_max_num_queries):
             format="json",
         )
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("fields", "err"),
+    [
+        ({"content": "x" * 20_001}, "content must be at most 20000 characters"),
+        ({"content": "ok", "tags": ["t" * 65]}, "tags must be at most 64 characters"),
+        ({"content": "ok", "user_id": "../x"}, "user_id required"),
+        ({"content": "a\x00b"}, "content must not contain NUL characters"),
+    ],
+)
+def test_services_enforce_the_limits_for_every_caller(db, fields, err):
+    """The admin and imports call the service directly, without the API's serializers."""
+    from memories.services import memory_create
+    from openmemory.exceptions import ServiceError
+
+    with pytest.raises(ServiceError, match=err):
+        memory_create(**fields)
+    assert Memory.objects.count() == 0

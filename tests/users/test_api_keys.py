@@ -164,3 +164,24 @@ def test_create_command_rejects_a_bad_user_id(db):
 
     with pytest.raises(CommandError, match="invalid --user"):
         call_command("create_api_key", "--user", "../x")
+
+
+def test_keys_are_created_in_the_admin_and_shown_once(db, client, settings):
+    from django.contrib.auth.models import User
+    from django.contrib.messages import get_messages
+
+    settings.OM_API_KEYS = []
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw-ops-123"))
+
+    response = client.post("/admin/users/apikey/add/", {"name": "app", "user_id": "erin"})
+
+    assert response.status_code == 302
+    message = next(str(m) for m in get_messages(response.wsgi_request) if "om_" in str(m))
+    raw = message.rsplit(" ", 1)[-1]
+    key = ApiKey.objects.get()
+    assert (key.user_id, key.name, key.prefix) == ("erin", "app", raw[:10])
+    erin = client_with(raw)
+    assert erin.post("/memory/add", {"content": "Erin sails"}, format="json").status_code == 201
+    assert erin.get("/users/frank/memories").status_code == 403
+    assert raw in client.get("/admin/users/apikey/").content.decode()  # the one showing
+    assert raw not in client.get("/admin/users/apikey/").content.decode()
