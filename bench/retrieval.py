@@ -47,7 +47,8 @@ K = 10
 CUTOFFS = (1, 5, 10)
 
 sys.path.insert(0, str(ROOT / "bench"))
-from summaries import drop_postgres, recreate_postgres  # noqa: E402
+from summaries import configure as configure_database  # noqa: E402
+from summaries import drop_postgres  # noqa: E402
 
 # --- Data set ------------------------------------------------------------------------------
 
@@ -341,22 +342,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def configure(args: argparse.Namespace, workdir: str) -> str:
     """Points Django at the throwaway database; must run before django.setup()."""
-    os.environ["OM_DATA_DIR"] = workdir
-    if args.database_url:
-        if not args.database_url.startswith(("postgres://", "postgresql://")):
-            sys.exit("--database-url must be a PostgreSQL URL")
-        recreate_postgres(args.database_url)
-        os.environ["DATABASE_URL"] = args.database_url
-    else:
-        os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/evalbench.sqlite3"
+    database_url = configure_database(args, workdir, name="evalbench")
     os.environ["OM_EMBEDDINGS"] = "synthetic"
-    os.environ["OM_SUMMARIZER"] = "extractive"
-    os.environ.setdefault("OM_LOG_LEVEL", "WARNING")
-    # Summary regenerations triggered while loading run in-process, never onto a broker.
-    os.environ.pop("CELERY_BROKER_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openmemory.settings")
-    sys.path.insert(0, str(ROOT))
-    return os.environ["DATABASE_URL"]
+    return database_url
 
 
 def main(argv: list[str] | None = None) -> int:

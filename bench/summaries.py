@@ -76,7 +76,7 @@ def recreate_postgres(url: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def configure(args: argparse.Namespace, workdir: str) -> str:
+def configure(args: argparse.Namespace, workdir: str, name: str = "summaries") -> str:
     """Points Django at the throwaway database; must run before django.setup()."""
     os.environ["OM_DATA_DIR"] = workdir
     if args.database_url:
@@ -85,7 +85,7 @@ def configure(args: argparse.Namespace, workdir: str) -> str:
         recreate_postgres(args.database_url)
         os.environ["DATABASE_URL"] = args.database_url
     else:
-        os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/summaries.sqlite3"
+        os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/{name}.sqlite3"
     os.environ["OM_SUMMARIZER"] = "extractive"
     os.environ.setdefault("OM_LOG_LEVEL", "WARNING")
     # Regenerations triggered while seeding run in-process, never onto a broker.

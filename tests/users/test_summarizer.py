@@ -13,15 +13,9 @@ from memories.models import Memory
 from memories.services import MemoryInput, memory_create_batch
 from openmemory import clock
 from tests.fakes import PROFILE, FakeChat, serve
+from tests.seed import SEED_FACTS
 from users.models import UserSummary
 from users.summarizer import ExtractiveSummarizer, as_sentence, summarize
-
-SEED_FACTS = [
-    ("User prefers dark mode in applications", ["preferences", "ui"]),
-    ("User completed Python course", ["learning", "achievement"]),
-    ("Completed React tutorial", ["learning"]),
-    ("Prefers TypeScript over JavaScript", ["preferences"]),
-]
 
 
 @pytest.fixture

@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 
 from memories.models import Memory
+from tests.seed import SEED_FACTS
 from users.models import UserSummary
-
-SEED_FACTS = [
-    ("User prefers dark mode in applications", ["preferences", "ui"]),
-    ("User completed Python course", ["learning", "achievement"]),
-    ("Completed React tutorial", ["learning"]),
-    ("Prefers TypeScript over JavaScript", ["preferences"]),
-]
 
 
 @pytest.fixture
