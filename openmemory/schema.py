@@ -37,10 +37,6 @@ class ErrAutoSchema(AutoSchema):
         return responses
 
 
-class OkSerializer(serializers.Serializer):
-    ok = serializers.BooleanField()
-
-
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "openmemory.auth.ApiKeyAuthentication"
     name = ["bearer", "apiKey"]
