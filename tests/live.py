@@ -9,7 +9,9 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
+import pytest
 from django.db import connection
 
 from openmemory import OpenMemory
@@ -17,6 +19,14 @@ from openmemory import OpenMemory
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("OM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 API_KEY = "deploy-key"
+
+
+def missing_service(problem: str) -> NoReturn:
+    """A test needs something this machine lacks: skipped with `problem` as the reason,
+    except in CI (CI=true), where a missing service is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {problem}")
+    pytest.skip(problem)
 
 
 def redis_problem() -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from django.conf import settings
 from memories.models import Memory
 from memories.services import MemoryInput, memory_create_batch
 from openmemory import clock
+from tests.live import missing_service
 from users.models import UserSummary
 
 CHROMIUM = "/usr/bin/chromium"
@@ -64,9 +64,7 @@ def _browser_or_skip():
         except ImportError:
             problem = "the playwright package is missing (pip install playwright); needs chromium"
     if problem:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and {problem}")
-        pytest.skip(problem)
+        missing_service(problem)
     return sync_playwright
 
 

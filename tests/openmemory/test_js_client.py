@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -13,9 +12,10 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests.live import missing_service
+
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 ROOT = JS_DIR.parents[1]
-IN_CI = os.environ.get("CI", "").lower() == "true"
 API_KEY = "js-test-key"
 ALICE = "user_123"
 BOB = "bob@example.com"
@@ -23,18 +23,14 @@ BOB = "bob@example.com"
 pytestmark = pytest.mark.live
 
 
-def _missing(message: str):
-    if IN_CI:
-        pytest.fail(f"CI=true and {message}")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def node() -> str:
     """The node binary, with tests/js's locked dependencies installed."""
     node_bin, npm_bin = shutil.which("node"), shutil.which("npm")
     if node_bin is None or npm_bin is None:
-        _missing(f"node not installed: {'node' if node_bin is None else 'npm'} is not on PATH")
+        missing_service(
+            f"node not installed: {'node' if node_bin is None else 'npm'} is not on PATH"
+        )
     if not (JS_DIR / "node_modules" / "openmemory-js").is_dir():
         result = subprocess.run(
             [npm_bin, "ci", "--no-audit", "--no-fund"],
