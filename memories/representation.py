@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from memories.models import Memory
+from memories.selectors import Match
 from openmemory.clock import to_ms
 
 
@@ -22,3 +23,22 @@ def memory_item(memory: Memory) -> dict:
         "version": memory.version,
         "user_id": memory.user_id,
     }
+
+
+# A query match shows these fields of the memory, plus its score.
+MATCH_FIELDS = (
+    "id",
+    "content",
+    "sectors",
+    "primary_sector",
+    "salience",
+    "last_seen_at",
+    "tags",
+    "metadata",
+    "user_id",
+)
+
+
+def match_item(match: Match) -> dict:
+    item = memory_item(match.memory)
+    return {"score": round(match.score, 6), **{field: item[field] for field in MATCH_FIELDS}}

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from memories import selectors, services
-from memories.representation import memory_item
+from memories.representation import match_item, memory_item
 from memories.serializers import (
     AddedSerializer,
     BatchAddedSerializer,
@@ -29,7 +29,6 @@ from memories.serializers import (
     UpdatedMemorySerializer,
 )
 from openmemory.auth import scope_of
-from openmemory.clock import to_ms
 from openmemory.scope import NOT_GIVEN
 
 
@@ -42,22 +41,6 @@ def parse(serializer_class, data) -> dict:
 def request_user(raw: object, data: dict) -> object:
     """The user_id a body named (None included), or NOT_GIVEN when it named none."""
     return data["user_id"] if isinstance(raw, dict) and "user_id" in raw else NOT_GIVEN
-
-
-def match_item(match: selectors.Match) -> dict:
-    memory = match.memory
-    return {
-        "id": str(memory.id),
-        "content": memory.content,
-        "score": round(match.score, 6),
-        "sectors": memory.sectors,
-        "primary_sector": memory.primary_sector,
-        "salience": round(memory.salience, 6),
-        "last_seen_at": to_ms(memory.last_seen_at),
-        "tags": sorted(tag.name for tag in memory.tags.all()),
-        "metadata": memory.metadata,
-        "user_id": memory.user_id,
-    }
 
 
 def created_item(result: services.CreateResult) -> dict:
