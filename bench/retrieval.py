@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "bench" / "eval" / "dataset.jsonl.gz"
@@ -275,7 +276,12 @@ def run_mode(mode: Mode, data: Dataset, to_turn: dict[str, str]) -> float:
     else:
         rank = server_ranker
     ranking = {"lexical": None, "hybrid": "hybrid"}.get(mode.name, "vector")
-    with using_ranking(ranking):
+    # Questions are asked the day after the last session, so recency sees the data set's own
+    # timeline rather than today's date.
+    asked_at = datetime.fromisoformat(max(t["date"] for t in data.turns)).replace(
+        tzinfo=UTC
+    ) + timedelta(days=1)
+    with using_ranking(ranking), mock.patch("openmemory.clock.now", return_value=asked_at):
         for q in data.questions:
             turns = [to_turn[mid] for mid in rank(q) if mid in to_turn]
             result = score(turns, q["answer_turn_ids"])

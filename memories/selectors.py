@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from memories.embeddings import embed_query, get_provider
 from memories.models import Memory
-from memories.vector_search import get_backend
+from memories.ranking import rank_hybrid, rank_vector
 from openmemory.exceptions import NotFound
 from openmemory.scope import ALL_USERS
 
@@ -58,23 +60,29 @@ def memory_query(
     min_score: float | None = None,
     tags: list[str] | None = None,
 ) -> list[Match]:
-    """The k memories most similar to `query` within the scope the filters describe.
+    """The k best memories for `query` within the scope the filters describe, best first.
 
     The scope (user, sector, tags, embedding model) is applied inside the search, so a user
     with five memories gets all five back however many other users' memories exist.
-    `score` is the cosine similarity clipped to [0, 1]; `min_score` filters on it.
+    `score` is in [0, 1]: the hybrid score with OM_RANKING=hybrid (memories/ranking.py), the
+    clipped cosine similarity with OM_RANKING=vector. `min_score` filters on it.
     """
     provider = get_provider()
     scope = Memory.objects.embedded_by(provider.model_id).in_sector(sector).with_any_tag(tags)
     if user_id is not ALL_USERS:
         scope = scope.for_user(user_id)
-    hits = get_backend().search(scope, embed_query(query), k)
-    scores = {hit.memory_id: min(1.0, max(0.0, hit.similarity)) for hit in hits}
+    vector = embed_query(query)
+    if settings.OM_RANKING == "hybrid":
+        ranked = rank_hybrid(scope, query, vector, k)
+    else:
+        ranked = rank_vector(scope, vector, k)
     if min_score is not None:
-        scores = {mid: s for mid, s in scores.items() if s >= min_score}
-    memories = Memory.objects.filter(pk__in=list(scores)).for_listing().in_bulk()
+        ranked = [r for r in ranked if r.score >= min_score]
+    memories = Memory.objects.filter(pk__in=[r.memory_id for r in ranked]).for_listing().in_bulk()
     return [
-        Match(memories[uuid.UUID(mid)], scores[mid]) for mid in scores if uuid.UUID(mid) in memories
+        Match(memories[uuid.UUID(r.memory_id)], r.score)
+        for r in ranked
+        if uuid.UUID(r.memory_id) in memories
     ]
 
 

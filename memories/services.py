@@ -257,6 +257,21 @@ def memory_reinforce(*, memory_id: str, boost: float, within: str | object = ALL
     return memory_get(memory_id=memory_id)
 
 
+def memories_note_retrieved(*, memory_ids: list[str], boost: float | None = None) -> int:
+    """The optional small boost a memory earns each time a query returns it
+    (OM_RETRIEVAL_BOOST; 0 turns it off). Unlike reinforcement it leaves last_seen_at alone:
+    being found is not being told again, and recency would otherwise feed on itself.
+    Returns how many memories were boosted."""
+    boost = settings.OM_RETRIEVAL_BOOST if boost is None else boost
+    if boost <= 0 or not memory_ids:
+        return 0
+    now = clock.now()
+    memories_decay(now=now, memory_ids=memory_ids)
+    return Memory.objects.filter(pk__in=memory_ids).update(
+        salience=Least(F("salience") + boost, 1.0), decayed_at=now
+    )
+
+
 def memories_delete_for_user(*, user_id: str) -> int:
     """Removes every memory of one user, with its vector and tag links; returns how many."""
     _, per_model = Memory.objects.for_user(user_id).delete()

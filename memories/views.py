@@ -101,7 +101,10 @@ class MemoryViewSet(viewsets.ViewSet):
             min_score=filters.get("min_score"),
             tags=filters.get("tags"),
         )
-        return Response({"query": data["query"], "matches": [match_item(m) for m in matches]})
+        # The response shows each memory as it was found, before this retrieval's boost.
+        body = {"query": data["query"], "matches": [match_item(m) for m in matches]}
+        services.memories_note_retrieved(memory_ids=[m.memory.pk for m in matches])
+        return Response(body)
 
     @extend_schema(request=ContextSerializer, responses={200: ContextOutSerializer})
     @action(detail=False, methods=["post"], url_path="context")
@@ -111,14 +114,14 @@ class MemoryViewSet(viewsets.ViewSet):
         data = parse(ContextSerializer, request.data)
         user_id = scope_of(request).check_user(data["user_id"])
         context = user_context(user_id=user_id, query=data.get("query"), k=data["k"])
-        return Response(
-            {
-                "user_id": context.user_id,
-                "summary": context.summary,
-                "matches": [match_item(m) for m in context.matches],
-                "context": context.text,
-            }
-        )
+        body = {
+            "user_id": context.user_id,
+            "summary": context.summary,
+            "matches": [match_item(m) for m in context.matches],
+            "context": context.text,
+        }
+        services.memories_note_retrieved(memory_ids=[m.memory.pk for m in context.matches])
+        return Response(body)
 
     @extend_schema(parameters=[MemoryListSerializer], responses={200: MemoryListOutSerializer})
     @action(detail=False, methods=["get"], url_path="all")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from openmemory.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
@@ -113,8 +114,6 @@ elif "postgresql" in _engine:
     # before the user filter and return fewer than k rows (see docs/stack-notes).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 else:
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (with pgvector) or SQLite")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -199,8 +198,6 @@ if OM_EMBEDDINGS == "local":
         if importlib.util.find_spec(name) is None
     ]
     if _missing:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(
             f"OM_EMBEDDINGS=local needs the optional 'local' extra ({', '.join(_missing)} "
             "missing): pip install '.[local]'"
@@ -211,8 +208,6 @@ OM_OPENAI_MODEL = env_str("OM_OPENAI_MODEL", "text-embedding-3-small")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OM_OPENAI_TIMEOUT = env_float("OM_OPENAI_TIMEOUT", 30.0)
 if OM_EMBEDDINGS == "openai" and not OPENAI_API_KEY and "api.openai.com" in OM_OPENAI_BASE_URL:
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured("OM_EMBEDDINGS=openai against api.openai.com needs OPENAI_API_KEY")
 
 # Scopes (one user's memories, or all) larger than this are searched through the HNSW index on
@@ -221,8 +216,33 @@ OM_HNSW_MIN_SCOPE = env_int("OM_HNSW_MIN_SCOPE", 20_000, minimum=1)
 OM_HNSW_EF_SEARCH = env_int("OM_HNSW_EF_SEARCH", 100, minimum=1)
 OM_DEFAULT_SALIENCE = env_float("OM_DEFAULT_SALIENCE", 0.5)
 OM_REINFORCE_BOOST = env_float("OM_REINFORCE_BOOST", 0.1)
+# Added to the salience of every memory a query returns; 0 (the default) turns it off.
+OM_RETRIEVAL_BOOST = env_float("OM_RETRIEVAL_BOOST", 0.0)
+if not 0 <= OM_RETRIEVAL_BOOST <= 1:
+    raise ImproperlyConfigured("OM_RETRIEVAL_BOOST must be between 0 and 1")
 # Decay never takes salience below this.
 OM_SALIENCE_FLOOR = env_float("OM_SALIENCE_FLOOR", 0.05)
+
+# Ranking of /memory/query: "hybrid" (vector + lexical + link + salience + recency, see
+# memories/ranking.py) or "vector" (cosine similarity alone).
+OM_RANKING = env_choice("OM_RANKING", "hybrid", ("hybrid", "vector"))
+OM_HYBRID_WEIGHTS = {
+    "vector": env_float("OM_WEIGHT_VECTOR", 0.75),
+    "lexical": env_float("OM_WEIGHT_LEXICAL", 0.075),
+    "link": env_float("OM_WEIGHT_LINK", 0.075),
+    "salience": env_float("OM_WEIGHT_SALIENCE", 0.025),
+    "recency": env_float("OM_WEIGHT_RECENCY", 0.075),
+}
+if any(w < 0 for w in OM_HYBRID_WEIGHTS.values()) or not any(OM_HYBRID_WEIGHTS.values()):
+    raise ImproperlyConfigured(
+        "OM_WEIGHT_VECTOR/LEXICAL/LINK/SALIENCE/RECENCY must be >= 0 and not all 0, got "
+        f"{OM_HYBRID_WEIGHTS}"
+    )
+OM_RECENCY_HALF_LIFE_DAYS = env_float("OM_RECENCY_HALF_LIFE_DAYS", 180.0)
+if OM_RECENCY_HALF_LIFE_DAYS <= 0:
+    raise ImproperlyConfigured("OM_RECENCY_HALF_LIFE_DAYS must be > 0")
+# How many candidates each search (vector, lexical) hands the hybrid ranker, at least k.
+OM_HYBRID_CANDIDATES = env_int("OM_HYBRID_CANDIDATES", 50, minimum=1)
 
 # --- User summaries ----------------------------------------------------------------------
 OM_USER_SUMMARY_INTERVAL = env_int("OM_USER_SUMMARY_INTERVAL", 30, minimum=1)

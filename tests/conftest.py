@@ -89,17 +89,27 @@ def _fresh_providers():
     from django.core.cache import cache
 
     from memories.embeddings import get_provider
+    from memories.lexical import get_lexical_backend
     from memories.vector_search import get_backend
     from openmemory.auth import forget_stored_keys
 
     get_provider.cache_clear()
     get_backend.cache_clear()
+    get_lexical_backend.cache_clear()
     forget_stored_keys()
     cache.clear()  # rate-limit counters
     yield
     get_provider.cache_clear()
     get_backend.cache_clear()
+    get_lexical_backend.cache_clear()
     forget_stored_keys()
+
+
+@pytest.fixture
+def vector_ranking(settings):
+    """Scores are the plain cosine similarity: for tests about the stored vectors themselves
+    (the default hybrid score mixes in words, salience and recency)."""
+    settings.OM_RANKING = "vector"
 
 
 @pytest.fixture

@@ -69,6 +69,7 @@ def test_counts_past_the_cap_are_not_taken(staff_client, make_memories, monkeypa
     )
 
 
+@pytest.mark.usefixtures("vector_ranking")
 def test_editing_content_in_the_admin_re_embeds_and_invalidates_the_summary(
     staff_client, make_memories
 ):

@@ -30,6 +30,7 @@ def test_unknown_or_malformed_id_is_404(api):
     assert api.get("/memory/not-a-uuid").status_code == 404
 
 
+@pytest.mark.usefixtures("vector_ranking")
 def test_patch_content_reembeds_and_bumps_version(add, api, query):
     body = add("Lives in Berlin", user_id="u1")
 

@@ -54,6 +54,7 @@ def test_best_match_comes_first_and_scores_are_in_unit_range(seed_user, query):
     assert scores[0] > 0.3
 
 
+@pytest.mark.usefixtures("vector_ranking")
 def test_exact_content_scores_one(add, query):
     add("Allergic to peanuts", user_id="u1")
 

@@ -176,6 +176,7 @@ class TestMemories:
         assert memory["content"] == "User is allergic to peanuts"
         assert memory["primary_sector"] == created["primary_sector"]
 
+    @pytest.mark.usefixtures("vector_ranking")
     def test_update_bumps_the_version_and_re_embeds_the_content(self, om):
         target = om.add("User prefers dark mode in applications", user_id="alice")["id"]
         om.add("User drinks espresso every morning", user_id="alice")
