@@ -46,9 +46,7 @@ def scores(matches: list[dict]) -> dict[str, float]:
     return {m["content"]: m["score"] for m in matches}
 
 
-def test_hybrid_is_the_default_and_its_score_is_the_weighted_sum_of_the_parts(
-    add, query, settings
-):
+def test_hybrid_is_the_default_and_its_score_is_the_weighted_sum_of_the_parts(add, query, settings):
     add("Allergic to peanuts", user_id="u1")
 
     [match] = query("Allergic to peanuts", user_id="u1")
