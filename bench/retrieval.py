@@ -10,10 +10,12 @@ database, asks each question restricted to its user, and scores where the answer
 
 Modes:
   lexical    BM25 over the user's memories, computed here (no stemming: a plain baseline).
-  synthetic  the server's search (memories.selectors.memory_query) with OM_EMBEDDINGS=synthetic.
-  local      the same with OM_EMBEDDINGS=local, when memories.embeddings offers that provider.
-  hybrid     the server's hybrid ranker (settings.OM_RANKING = "hybrid"), over local vectors
+  synthetic  the server's search (memories.selectors.memory_query) with OM_EMBEDDINGS=synthetic
+             and OM_RANKING=vector: dense only.
+  local      the same with OM_EMBEDDINGS=local, when the `local` extra is installed.
+  hybrid     the server's hybrid ranker (OM_RANKING=hybrid, the default), over local vectors
              when available, else synthetic ones.
+  hybrid-synthetic  the hybrid ranker over synthetic vectors (the zero-configuration server).
 A mode that cannot run here is reported as "not available" with the reason.
 
 recall@k is the fraction of a question's answer turns found in the top k (averaged over
@@ -43,7 +45,7 @@ from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "bench" / "eval" / "dataset.jsonl.gz"
-ALL_MODES = ("lexical", "synthetic", "local", "hybrid")
+ALL_MODES = ("lexical", "synthetic", "local", "hybrid", "hybrid-synthetic")
 K = 10
 CUTOFFS = (1, 5, 10)
 
@@ -151,12 +153,10 @@ def using_embeddings(name: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def using_ranking(value: str | None) -> Iterator[None]:
-    """Pins settings.OM_RANKING when the server has it, so that dense modes stay dense-only
-    once a hybrid ranker exists; a no-op before that."""
-    from django.conf import settings
+    """Pins settings.OM_RANKING for the duration (None: leaves it as it is)."""
     from django.test import override_settings
 
-    if value is None or not hasattr(settings, "OM_RANKING"):
+    if value is None:
         yield
         return
     with override_settings(OM_RANKING=value):
@@ -167,8 +167,6 @@ def local_status() -> tuple[bool, str]:
     """Whether OM_EMBEDDINGS=local gives a real (non-synthetic) provider here."""
     from memories import embeddings
 
-    if not any("local" in name.lower() for name in dir(embeddings)):
-        return False, "memories.embeddings has no local provider yet"
     try:
         with using_embeddings("local"):
             provider = embeddings.get_provider()
@@ -181,8 +179,6 @@ def local_status() -> tuple[bool, str]:
 
 
 def resolve_modes(names: list[str]) -> list[Mode]:
-    from django.conf import settings
-
     local_ok, local_reason = local_status() if {"local", "hybrid"} & set(names) else (False, "")
     modes = []
     for name in names:
@@ -193,15 +189,9 @@ def resolve_modes(names: list[str]) -> list[Mode]:
         elif name == "local":
             modes.append(Mode(name, "local", local_ok, "" if local_ok else local_reason))
         elif name == "hybrid":
-            ok = hasattr(settings, "OM_RANKING")
-            modes.append(
-                Mode(
-                    name,
-                    "local" if local_ok else "synthetic",
-                    ok,
-                    "" if ok else "the server has no hybrid ranker yet (settings.OM_RANKING)",
-                )
-            )
+            modes.append(Mode(name, "local" if local_ok else "synthetic"))
+        elif name == "hybrid-synthetic":
+            modes.append(Mode(name, "synthetic"))
     return modes
 
 
@@ -275,7 +265,7 @@ def run_mode(mode: Mode, data: Dataset, to_turn: dict[str, str]) -> float:
         rank = lexical_ranker(docs)
     else:
         rank = server_ranker
-    ranking = {"lexical": None, "hybrid": "hybrid"}.get(mode.name, "vector")
+    ranking = "vector" if mode.name in ("synthetic", "local") else "hybrid"
     # Questions are asked the day after the last session, so recency sees the data set's own
     # timeline rather than today's date.
     asked_at = datetime.fromisoformat(max(t["date"] for t in data.turns)).replace(
@@ -306,16 +296,16 @@ def summary(mode: Mode) -> dict[str, dict[str, float]]:
 
 
 def print_table(modes: list[Mode], types: list[str]) -> None:
-    print(f"{'mode':<10} {'type':<17} {'n':>5} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR':>6}")
+    print(f"{'mode':<16} {'type':<17} {'n':>5} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR':>6}")
     for mode in modes:
         if not mode.available:
-            print(f"{mode.name:<10} not available: {mode.reason}")
+            print(f"{mode.name:<16} not available: {mode.reason}")
             continue
         table = summary(mode)
         for qtype in [*types, "all"]:
             row = table[qtype]
             print(
-                f"{mode.name:<10} {qtype:<17} {row['n']:>5} {row['recall@1']:>6.3f}"
+                f"{mode.name:<16} {qtype:<17} {row['n']:>5} {row['recall@1']:>6.3f}"
                 f" {row['recall@5']:>6.3f} {row['recall@10']:>6.3f} {row['mrr']:>6.3f}"
             )
         print()

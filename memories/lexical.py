@@ -13,6 +13,7 @@ from django.db.models import BooleanField, F, FloatField
 from django.db.models.expressions import RawSQL
 
 from memories.models import MemoryQuerySet
+from openmemory.scope import ALL_USERS
 
 # Letters and digits of any script; "dark-mode" is two terms, as it is for both databases.
 _WORD = re.compile(r"[^\W_]+")
@@ -83,8 +84,17 @@ def names_in(text: str, *, anywhere: bool = False) -> set[str]:
 
 
 class LexicalBackend(Protocol):
-    def search(self, scope: MemoryQuerySet, terms: list[str], limit: int) -> list[str]:
-        """Ids of up to `limit` memories of `scope` containing any of `terms`, best first."""
+    def search(
+        self,
+        scope: MemoryQuerySet,
+        terms: list[str],
+        limit: int,
+        *,
+        user_id: str | object | None = ALL_USERS,
+    ) -> list[str]:
+        """Ids of up to `limit` memories of `scope` containing any of `terms`, best first.
+        `user_id` names the user `scope` is restricted to, if any: a hint for the index,
+        never a replacement for the scope's own filter."""
         ...
 
 
@@ -94,7 +104,14 @@ class PostgresFullText:
 
     TSVECTOR = "to_tsvector('english'::regconfig, content)"
 
-    def search(self, scope: MemoryQuerySet, terms: list[str], limit: int) -> list[str]:
+    def search(
+        self,
+        scope: MemoryQuerySet,
+        terms: list[str],
+        limit: int,
+        *,
+        user_id: str | object | None = ALL_USERS,
+    ) -> list[str]:
         if not terms:
             return []
         # Terms are letters and digits only (see _WORD), so they are safe tsquery operands.
@@ -118,10 +135,21 @@ class SqliteFts5:
     (migration 0004), keyed through memories_memory_fts_key because a UUID-keyed table's
     own rowids may change on VACUUM."""
 
-    def search(self, scope: MemoryQuerySet, terms: list[str], limit: int) -> list[str]:
+    def search(
+        self,
+        scope: MemoryQuerySet,
+        terms: list[str],
+        limit: int,
+        *,
+        user_id: str | object | None = ALL_USERS,
+    ) -> list[str]:
         if not terms:
             return []
-        match = " OR ".join(f'"{term}"' for term in terms)
+        match = "content : (" + " OR ".join(f'"{term}"' for term in terms) + ")"
+        if user_id is not ALL_USERS:
+            # The user's own token (see migration 0004): the index then reads that user's
+            # postings only, instead of every user's rows that contain a common word.
+            match = f'owner : "{_owner_token(user_id)}" AND {match}'
         scope_sql, scope_params = scope.order_by().values("id").query.sql_with_params()
         # bm25's document frequencies are table-wide (every user's rows); they only choose
         # which `limit` matches become candidates, never a memory's score (see coverage()).
@@ -129,11 +157,16 @@ class SqliteFts5:
             "SELECT k.memory_id FROM memories_memory_fts f "
             "JOIN memories_memory_fts_key k ON k.id = f.rowid "
             f"WHERE memories_memory_fts MATCH %s AND k.memory_id IN ({scope_sql}) "
-            "ORDER BY bm25(memories_memory_fts), k.memory_id LIMIT %s"
+            "ORDER BY bm25(memories_memory_fts, 0.0, 1.0), k.memory_id LIMIT %s"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, (match, *scope_params, limit))
             return [_uuid_text(row[0]) for row in cursor.fetchall()]
+
+
+def _owner_token(user_id: str | None) -> str:
+    # Must match migration 0004's OWNER expression: SQLite's hex() of the UTF-8 text.
+    return "u" + ("" if user_id is None else user_id.encode().hex()) + "0"
 
 
 def _uuid_text(value: str) -> str:

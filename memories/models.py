@@ -50,6 +50,9 @@ class MemoryQuerySet(models.QuerySet):
 
 
 class Memory(models.Model):
+    # On SQLite, migration 0004 hangs full-text triggers on this table. A migration that makes
+    # Django rebuild the table there (most field alterations) drops them: recreate them in the
+    # same migration (tests/memories/test_ranking.py fails if they are missing).
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # NULL user_id is the shared pool: memories added without a user, visible to queries
     # that do not filter by user.

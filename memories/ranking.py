@@ -13,6 +13,7 @@ from memories.lexical import coverage, get_lexical_backend, names_in, query_word
 from memories.models import MemoryQuerySet
 from memories.vector_search import get_backend
 from openmemory import clock
+from openmemory.scope import ALL_USERS
 
 PARTS = ("vector", "lexical", "link", "salience", "recency")
 # How many of the best word-matching candidates lend their names to the link part.
@@ -40,7 +41,14 @@ def rank_vector(scope: MemoryQuerySet, vector: np.ndarray, k: int) -> list[Ranke
     return [Ranked(h.memory_id, _clip(h.similarity), {"vector": _clip(h.similarity)}) for h in hits]
 
 
-def rank_hybrid(scope: MemoryQuerySet, query: str, vector: np.ndarray, k: int) -> list[Ranked]:
+def rank_hybrid(
+    scope: MemoryQuerySet,
+    query: str,
+    vector: np.ndarray,
+    k: int,
+    *,
+    user_id: str | object | None = ALL_USERS,
+) -> list[Ranked]:
     """Candidates from the vector and the full-text search (the scope applied inside each),
     each scored
 
@@ -57,13 +65,13 @@ def rank_hybrid(scope: MemoryQuerySet, query: str, vector: np.ndarray, k: int) -
 
     Every part is an absolute measure in [0, 1]: nothing is normalised per query or per
     result set, so a score means the same for any query and any user, and a fixed min_score
-    is meaningful."""
+    is meaningful. `user_id` names the user `scope` is restricted to, if any (an index hint)."""
     pool = max(k, settings.OM_HYBRID_CANDIDATES)
     lexical = get_lexical_backend()
     terms = query_words(query)
     found = _Candidates(scope, vector, query_stems={s for t in terms for s in stems(t)})
     found.add_hits(get_backend().search(scope, vector, pool))
-    found.add(lexical.search(scope, terms, pool))
+    found.add(lexical.search(scope, terms, pool, user_id=user_id))
     w = weights()
     if w["link"] > 0:
         best = sorted(found.parts, key=lambda pk: (-found.score(pk, w), pk))[:LINK_LOOKAHEAD]
@@ -71,7 +79,7 @@ def rank_hybrid(scope: MemoryQuerySet, query: str, vector: np.ndarray, k: int) -
         names = set().union(*(names_in(found.contents[pk]) for pk in bridges))
         names -= names_in(query, anywhere=True)
         if names:
-            found.add(lexical.search(scope, sorted(names), pool))
+            found.add(lexical.search(scope, sorted(names), pool, user_id=user_id))
             for pk, content in found.contents.items():
                 if pk not in bridges and names & names_in(content, anywhere=True):
                     found.parts[pk]["link"] = 1.0

@@ -73,7 +73,7 @@ def memory_query(
         scope = scope.for_user(user_id)
     vector = embed_query(query)
     if settings.OM_RANKING == "hybrid":
-        ranked = rank_hybrid(scope, query, vector, k)
+        ranked = rank_hybrid(scope, query, vector, k, user_id=user_id)
     else:
         ranked = rank_vector(scope, vector, k)
     if min_score is not None:

@@ -12,19 +12,25 @@ POSTGRES_DROP = ["DROP INDEX IF EXISTS memory_content_fts"]
 
 # memories_memory's rowids are not stable (its key is a UUID, and VACUUM may renumber
 # rowids of such tables), so the FTS rows are keyed through a table of their own.
+# `owner` holds one token per user ("u" + hex of the user id + "0"; "u0" for the shared pool)
+# so that a user's search intersects posting lists instead of matching everyone's rows. The
+# trailing digit keeps the Porter stemmer off it (its rules all strip letter suffixes).
+OWNER = "'u' || coalesce(hex({row}.user_id), '') || '0'"
 SQLITE_CREATE = [
     "CREATE TABLE memories_memory_fts_key ("
     "id INTEGER PRIMARY KEY AUTOINCREMENT, memory_id char(32) NOT NULL UNIQUE)",
     "CREATE VIRTUAL TABLE memories_memory_fts USING fts5("
-    "content, tokenize = 'porter unicode61 remove_diacritics 2')",
-    """CREATE TRIGGER memories_memory_fts_insert AFTER INSERT ON memories_memory BEGIN
+    "owner, content, tokenize = 'porter unicode61 remove_diacritics 2')",
+    f"""CREATE TRIGGER memories_memory_fts_insert AFTER INSERT ON memories_memory BEGIN
         INSERT INTO memories_memory_fts_key (memory_id) VALUES (new.id);
-        INSERT INTO memories_memory_fts (rowid, content) VALUES (
-            (SELECT id FROM memories_memory_fts_key WHERE memory_id = new.id), new.content);
+        INSERT INTO memories_memory_fts (rowid, owner, content) VALUES (
+            (SELECT id FROM memories_memory_fts_key WHERE memory_id = new.id),
+            {OWNER.format(row="new")}, new.content);
     END""",
-    """CREATE TRIGGER memories_memory_fts_update AFTER UPDATE OF content ON memories_memory
-    BEGIN
-        UPDATE memories_memory_fts SET content = new.content
+    f"""CREATE TRIGGER memories_memory_fts_update
+    AFTER UPDATE OF content, user_id ON memories_memory BEGIN
+        UPDATE memories_memory_fts
+        SET owner = {OWNER.format(row="new")}, content = new.content
         WHERE rowid = (SELECT id FROM memories_memory_fts_key WHERE memory_id = old.id);
     END""",
     """CREATE TRIGGER memories_memory_fts_delete AFTER DELETE ON memories_memory BEGIN
@@ -34,7 +40,8 @@ SQLITE_CREATE = [
     END""",
     # Memories stored before this migration.
     "INSERT INTO memories_memory_fts_key (memory_id) SELECT id FROM memories_memory",
-    "INSERT INTO memories_memory_fts (rowid, content) SELECT k.id, m.content "
+    "INSERT INTO memories_memory_fts (rowid, owner, content) "
+    f"SELECT k.id, {OWNER.format(row='m')}, m.content "
     "FROM memories_memory m JOIN memories_memory_fts_key k ON k.memory_id = m.id",
 ]
 SQLITE_DROP = [

@@ -14,6 +14,7 @@ from django.db import connection
 from memories.lexical import get_lexical_backend
 from memories.models import Memory
 from memories.ranking import PARTS
+from memories.selectors import memory_query
 from openmemory import clock
 from tests.live import ROOT
 
@@ -195,8 +196,21 @@ def test_words_never_match_across_users(add, query, weigh):
     assert [m["content"] for m in query("Reykjavik", user_id="alice")] == [
         "Flew to Reykjavik for the conference"
     ]
+    shared_pool = memory_query(query="Reykjavik", user_id=None)
+    assert [m.memory.content for m in shared_pool] == ["Shared note about Reykjavik"]
     unscoped = {m["content"] for m in query("Reykjavik", k=10)}
     assert unscoped >= {"Flew to Reykjavik for the conference", "Shared note about Reykjavik"}
+
+
+def test_user_ids_of_any_shape_get_their_own_word_matches(add, query, weigh):
+    odd = ["alice@example.com", "u1", "U1", "75", "a|b:c=d+e-f.g_h"]
+    for user_id in odd:
+        add(f"Visited Reykjavik with {user_id}", user_id=user_id)
+    weigh(lexical=1)
+
+    for user_id in odd:
+        found = query("Reykjavik", k=10, user_id=user_id)
+        assert [m["content"] for m in found] == [f"Visited Reykjavik with {user_id}"]
 
 
 def test_the_full_text_index_follows_edits_and_deletes(add, api):
