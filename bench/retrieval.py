@@ -75,6 +75,16 @@ def load_dataset(path: Path) -> Dataset:
     )
 
 
+def half_of(data: Dataset, half: str) -> Dataset:
+    """The users at even ("even") or odd ("odd") positions of the sorted user list, with their
+    turns and questions: tune on one half, check on the other."""
+    keep = set(data.users[0 if half == "even" else 1 :: 2])
+    return Dataset(
+        turns=[t for t in data.turns if t["user_id"] in keep],
+        questions=[q for q in data.questions if q["user_id"] in keep],
+    )
+
+
 # --- Lexical baseline ----------------------------------------------------------------------
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -327,6 +337,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated, from %(default)s (default: all; unavailable ones are reported)",
     )
     parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument(
+        "--half",
+        choices=("even", "odd"),
+        help="only the users at even or odd positions of the sorted user list",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -346,6 +361,8 @@ def configure(args: argparse.Namespace, workdir: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     data = load_dataset(args.dataset)
+    if args.half:
+        data = half_of(data, args.half)
     workdir = tempfile.mkdtemp(prefix="om-evalbench-")
     database_url = configure(args, workdir)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
