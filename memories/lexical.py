@@ -72,12 +72,14 @@ def names_in(text: str, *, anywhere: bool = False) -> set[str]:
     """Capitalised words of `text` (names of people, pets, places...), leaving out stop
     words and, unless `anywhere`, sentence-initial words, whose capital says nothing."""
     found = set()
-    for match in _WORD.finditer(text):
+    previous_end = 0
+    for index, match in enumerate(_WORD.finditer(text)):
         word = match.group()
+        gap = text[previous_end : match.start()].rstrip(" \t\r\n\"'\u201c\u2018([")
+        previous_end = match.end()
         if not word[0].isupper() or word.lower() in STOPWORDS:
             continue
-        before = text[: match.start()].rstrip()
-        if not anywhere and (not before or before[-1] in ".!?"):
+        if not anywhere and (index == 0 or gap.endswith((".", "!", "?"))):
             continue
         found.add(word)
     return found

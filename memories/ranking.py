@@ -9,9 +9,16 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 
-from memories.lexical import coverage, get_lexical_backend, names_in, query_words, stems
+from memories.lexical import (
+    MAX_QUERY_TERMS,
+    coverage,
+    get_lexical_backend,
+    names_in,
+    query_words,
+    stems,
+)
 from memories.models import MemoryQuerySet
-from memories.vector_search import get_backend
+from memories.vector_search import Hit, get_backend
 from openmemory import clock
 from openmemory.scope import ALL_USERS
 
@@ -78,6 +85,7 @@ def rank_hybrid(
         bridges = [pk for pk in best if found.parts[pk]["lexical"] > 0][:LINK_BRIDGES]
         names = set().union(*(names_in(found.contents[pk]) for pk in bridges))
         names -= names_in(query, anywhere=True)
+        names = set(sorted(names)[:MAX_QUERY_TERMS])
         if names:
             found.add(lexical.search(scope, sorted(names), pool, user_id=user_id))
             for pk, content in found.contents.items():
@@ -99,7 +107,7 @@ class _Candidates:
         self.parts: dict[str, dict[str, float]] = {}
         self.contents: dict[str, str] = {}
 
-    def add_hits(self, hits) -> None:
+    def add_hits(self, hits: list[Hit]) -> None:
         self.similarity.update((h.memory_id, h.similarity) for h in hits)
         self.add([h.memory_id for h in hits])
 
