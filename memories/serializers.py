@@ -244,7 +244,10 @@ class UpdatedMemorySerializer(MemoryOutSerializer):
 class MatchOutSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     content = serializers.CharField()
-    score = serializers.FloatField(help_text="cosine similarity clipped to [0, 1]")
+    score = serializers.FloatField(
+        help_text="in [0, 1], higher is better: the hybrid score (OM_RANKING=hybrid, the default)"
+        " or the cosine similarity clipped to [0, 1] (OM_RANKING=vector)"
+    )
     sectors = serializers.ListField(child=serializers.CharField())
     primary_sector = serializers.CharField()
     salience = serializers.FloatField()
