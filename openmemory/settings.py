@@ -206,7 +206,7 @@ OM_VECTOR_DIM = env_int("OM_VECTOR_DIM", 384, minimum=8)
 OM_OPENAI_BASE_URL = env_str("OM_OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/")
 OM_OPENAI_MODEL = env_str("OM_OPENAI_MODEL", "text-embedding-3-small")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
-OM_OPENAI_TIMEOUT = env_float("OM_OPENAI_TIMEOUT", 30.0)
+OM_OPENAI_TIMEOUT = env_float("OM_OPENAI_TIMEOUT", 30.0, above=0)
 if OM_EMBEDDINGS == "openai" and not OPENAI_API_KEY and "api.openai.com" in OM_OPENAI_BASE_URL:
     raise ImproperlyConfigured("OM_EMBEDDINGS=openai against api.openai.com needs OPENAI_API_KEY")
 
@@ -214,33 +214,26 @@ if OM_EMBEDDINGS == "openai" and not OPENAI_API_KEY and "api.openai.com" in OM_O
 # PostgreSQL; smaller ones are ranked exactly, which is both faster and exact there.
 OM_HNSW_MIN_SCOPE = env_int("OM_HNSW_MIN_SCOPE", 20_000, minimum=1)
 OM_HNSW_EF_SEARCH = env_int("OM_HNSW_EF_SEARCH", 100, minimum=1)
-OM_DEFAULT_SALIENCE = env_float("OM_DEFAULT_SALIENCE", 0.5)
-OM_REINFORCE_BOOST = env_float("OM_REINFORCE_BOOST", 0.1)
+OM_DEFAULT_SALIENCE = env_float("OM_DEFAULT_SALIENCE", 0.5, minimum=0, maximum=1)
+OM_REINFORCE_BOOST = env_float("OM_REINFORCE_BOOST", 0.1, minimum=0, maximum=1)
 # Added to the salience of every memory a query returns; 0 (the default) turns it off.
-OM_RETRIEVAL_BOOST = env_float("OM_RETRIEVAL_BOOST", 0.0)
-if not 0 <= OM_RETRIEVAL_BOOST <= 1:
-    raise ImproperlyConfigured("OM_RETRIEVAL_BOOST must be between 0 and 1")
+OM_RETRIEVAL_BOOST = env_float("OM_RETRIEVAL_BOOST", 0.0, minimum=0, maximum=1)
 # Decay never takes salience below this.
-OM_SALIENCE_FLOOR = env_float("OM_SALIENCE_FLOOR", 0.05)
+OM_SALIENCE_FLOOR = env_float("OM_SALIENCE_FLOOR", 0.05, minimum=0, maximum=1)
 
 # Ranking of /memory/query: "hybrid" (vector + lexical + link + salience + recency, see
 # memories/ranking.py) or "vector" (cosine similarity alone).
 OM_RANKING = env_choice("OM_RANKING", "hybrid", ("hybrid", "vector"))
 OM_HYBRID_WEIGHTS = {
-    "vector": env_float("OM_WEIGHT_VECTOR", 0.75),
-    "lexical": env_float("OM_WEIGHT_LEXICAL", 0.075),
-    "link": env_float("OM_WEIGHT_LINK", 0.075),
-    "salience": env_float("OM_WEIGHT_SALIENCE", 0.025),
-    "recency": env_float("OM_WEIGHT_RECENCY", 0.075),
+    "vector": env_float("OM_WEIGHT_VECTOR", 0.75, minimum=0),
+    "lexical": env_float("OM_WEIGHT_LEXICAL", 0.075, minimum=0),
+    "link": env_float("OM_WEIGHT_LINK", 0.075, minimum=0),
+    "salience": env_float("OM_WEIGHT_SALIENCE", 0.025, minimum=0),
+    "recency": env_float("OM_WEIGHT_RECENCY", 0.075, minimum=0),
 }
-if any(w < 0 for w in OM_HYBRID_WEIGHTS.values()) or not any(OM_HYBRID_WEIGHTS.values()):
-    raise ImproperlyConfigured(
-        "OM_WEIGHT_VECTOR/LEXICAL/LINK/SALIENCE/RECENCY must be >= 0 and not all 0, got "
-        f"{OM_HYBRID_WEIGHTS}"
-    )
-OM_RECENCY_HALF_LIFE_DAYS = env_float("OM_RECENCY_HALF_LIFE_DAYS", 180.0)
-if OM_RECENCY_HALF_LIFE_DAYS <= 0:
-    raise ImproperlyConfigured("OM_RECENCY_HALF_LIFE_DAYS must be > 0")
+if not any(OM_HYBRID_WEIGHTS.values()):
+    raise ImproperlyConfigured("OM_WEIGHT_VECTOR/LEXICAL/LINK/SALIENCE/RECENCY are all 0")
+OM_RECENCY_HALF_LIFE_DAYS = env_float("OM_RECENCY_HALF_LIFE_DAYS", 180.0, above=0)
 # How many candidates each search (vector, lexical) hands the hybrid ranker, at least k.
 OM_HYBRID_CANDIDATES = env_int("OM_HYBRID_CANDIDATES", 50, minimum=1)
 
@@ -253,7 +246,7 @@ OM_SUMMARIZER = env_choice("OM_SUMMARIZER", "extractive", ("extractive", "llm"))
 OM_LLM_BASE_URL = env_str("OM_LLM_BASE_URL", "http://127.0.0.1:11434/v1").rstrip("/")
 OM_LLM_MODEL = env_str("OM_LLM_MODEL", "llama3.2")
 OM_LLM_API_KEY = env_str("OM_LLM_API_KEY")
-OM_LLM_TIMEOUT = env_float("OM_LLM_TIMEOUT", 30.0)
+OM_LLM_TIMEOUT = env_float("OM_LLM_TIMEOUT", 30.0, above=0)
 # Attempts per regeneration before falling back to the extractive summary.
 OM_LLM_ATTEMPTS = env_int("OM_LLM_ATTEMPTS", 2, minimum=1)
 # Token budget (approximated as words) for the memories sent to the LLM.

@@ -287,17 +287,17 @@ class TestRetrievalBoost:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"OM_WEIGHT_LEXICAL": "-1"}, "must be >= 0"),
-        (
-            {f"OM_WEIGHT_{part.upper()}": "0" for part in PARTS},
-            "not all 0",
-        ),
-        ({"OM_RECENCY_HALF_LIFE_DAYS": "0"}, "OM_RECENCY_HALF_LIFE_DAYS must be > 0"),
+        ({"OM_WEIGHT_LEXICAL": "-1"}, "OM_WEIGHT_LEXICAL must be >= 0, got -1"),
+        ({"OM_WEIGHT_VECTOR": "nan"}, "OM_WEIGHT_VECTOR must be a finite number"),
+        ({f"OM_WEIGHT_{part.upper()}": "0" for part in PARTS}, "are all 0"),
+        ({"OM_RECENCY_HALF_LIFE_DAYS": "0"}, "OM_RECENCY_HALF_LIFE_DAYS must be > 0, got 0"),
         ({"OM_RANKING": "bm25"}, "OM_RANKING must be one of hybrid, vector"),
-        ({"OM_RETRIEVAL_BOOST": "2"}, "OM_RETRIEVAL_BOOST must be between 0 and 1"),
+        ({"OM_RETRIEVAL_BOOST": "2"}, "OM_RETRIEVAL_BOOST must be between 0 and 1, got 2"),
+        ({"OM_DEFAULT_SALIENCE": "1.5"}, "OM_DEFAULT_SALIENCE must be between 0 and 1"),
+        ({"OM_LLM_TIMEOUT": "inf"}, "OM_LLM_TIMEOUT must be a finite number"),
     ],
 )
-def test_bad_ranking_settings_stop_the_server_at_start(env, message):
+def test_bad_ranking_and_salience_settings_stop_the_server_at_start(env, message):
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
