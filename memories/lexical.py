@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import uuid
 from typing import Protocol
 
 import snowballstemmer
@@ -163,18 +164,13 @@ class SqliteFts5:
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, (match, *scope_params, limit))
-            return [_uuid_text(row[0]) for row in cursor.fetchall()]
+            # Django stores UUIDs on SQLite as 32 hex digits; everything else uses str(UUID).
+            return [str(uuid.UUID(row[0])) for row in cursor.fetchall()]
 
 
 def _owner_token(user_id: str | None) -> str:
     # Must match migration 0004's OWNER expression: SQLite's hex() of the UTF-8 text.
     return "u" + ("" if user_id is None else user_id.encode().hex()) + "0"
-
-
-def _uuid_text(value: str) -> str:
-    # Django stores UUIDs on SQLite as 32 hex digits; the rest of the code uses the dashed form.
-    value = str(value).replace("-", "")
-    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
 
 
 @functools.cache

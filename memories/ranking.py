@@ -32,7 +32,6 @@ LINK_LOOKAHEAD = 5
 class Ranked:
     memory_id: str
     score: float  # in [0, 1]
-    parts: dict[str, float]  # each in [0, 1]; score is their weighted sum
 
 
 def weights() -> dict[str, float]:
@@ -45,7 +44,7 @@ def weights() -> dict[str, float]:
 def rank_vector(scope: MemoryQuerySet, vector: np.ndarray, k: int) -> list[Ranked]:
     """Nearest first; the score is the cosine similarity clipped to [0, 1]."""
     hits = get_backend().search(scope, vector, k)
-    return [Ranked(h.memory_id, _clip(h.similarity), {"vector": _clip(h.similarity)}) for h in hits]
+    return [Ranked(h.memory_id, _clip(h.similarity)) for h in hits]
 
 
 def rank_hybrid(
@@ -91,7 +90,7 @@ def rank_hybrid(
             for pk, content in found.contents.items():
                 if pk not in bridges and names & names_in(content, anywhere=True):
                     found.parts[pk]["link"] = 1.0
-    ranked = [Ranked(pk, found.score(pk, w), parts) for pk, parts in found.parts.items()]
+    ranked = [Ranked(pk, found.score(pk, w)) for pk in found.parts]
     # Equal scores are ordered by id so that the same data always gives the same order.
     ranked.sort(key=lambda r: (-r.score, r.memory_id))
     return ranked[:k]
