@@ -103,10 +103,16 @@ def test_recency_halves_every_half_life(add, query, weigh, travel, settings):
     assert found["Lives in Berlin"] == pytest.approx(0.5, abs=1e-4)
 
 
-def test_a_newer_statement_of_the_same_fact_wins_under_the_default_weights(add, query, travel):
+def test_a_newer_statement_of_the_same_fact_wins_under_the_default_weights(
+    add, query, travel, settings
+):
     add("My favourite band is Bon Iver", user_id="u1")
     travel(days=200)
     add("My favourite band is Fleetwood Mac", user_id="u1")
+    defaults = settings.OM_HYBRID_WEIGHTS
+    settings.OM_HYBRID_WEIGHTS = {**defaults, "recency": 0.0}
+    assert query("my favourite band", k=1, user_id="u1")[0]["content"].endswith("Bon Iver")
+    settings.OM_HYBRID_WEIGHTS = defaults
 
     [first, second] = query("my favourite band", k=2, user_id="u1")
 
@@ -145,11 +151,16 @@ def test_link_finds_the_second_hop(add, query, weigh):
     }
 
 
-def test_the_second_hop_outranks_unrelated_memories_under_the_default_weights(add, query):
+def test_the_second_hop_outranks_unrelated_memories_under_the_default_weights(add, query, settings):
     add("My manager Elena is very supportive about remote days", user_id="u1")
     add("Elena spent her whole childhood in Rotterdam", user_id="u1")
     add("Kenji from book club moved to Krakow last spring", user_id="u1")
     add("I grew tomatoes on the balcony", user_id="u1")
+    defaults = settings.OM_HYBRID_WEIGHTS
+    settings.OM_HYBRID_WEIGHTS = {**defaults, "link": 0.0}
+    unlinked = [m["content"] for m in query("Where did my manager grow up?", user_id="u1")]
+    assert unlinked[1] != "Elena spent her whole childhood in Rotterdam"  # words alone miss it
+    settings.OM_HYBRID_WEIGHTS = defaults
 
     ranked = [m["content"] for m in query("Where did my manager grow up?", user_id="u1")]
 
