@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from memories import validation
+from memories.representation import MATCH_FIELDS
 from memories.sectors import SECTOR_NAMES
 
 
@@ -242,19 +243,17 @@ class UpdatedMemorySerializer(MemoryOutSerializer):
 
 
 class MatchOutSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    content = serializers.CharField()
+    """A query match: its score, then the memory's fields that representation.match_item
+    shows (MATCH_FIELDS), described once by MemoryOutSerializer."""
+
     score = serializers.FloatField(
         help_text="in [0, 1], higher is better: the hybrid score (OM_RANKING=hybrid, the default)"
         " or the cosine similarity clipped to [0, 1] (OM_RANKING=vector)"
     )
-    sectors = serializers.ListField(child=serializers.CharField())
-    primary_sector = serializers.CharField()
-    salience = serializers.FloatField()
-    last_seen_at = serializers.IntegerField()
-    tags = serializers.ListField(child=serializers.CharField())
-    metadata = serializers.DictField()
-    user_id = serializers.CharField(allow_null=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        memory = MemoryOutSerializer().get_fields()
+        return {**super().get_fields(), **{name: memory[name] for name in MATCH_FIELDS}}
 
 
 class AddedSerializer(serializers.Serializer):

@@ -31,24 +31,18 @@ def summary_item(summary: UserSummary) -> dict:
     }
 
 
-SummaryOut = inline_serializer(
-    "Summary",
-    {
+def _summary_fields() -> dict[str, serializers.Field]:
+    return {
         "user_id": serializers.CharField(),
         "summary": serializers.CharField(),
         "reflection_count": serializers.IntegerField(),
         "updated_at": serializers.IntegerField(allow_null=True),
-    },
-)
+    }
+
+
+SummaryOut = inline_serializer("Summary", _summary_fields())
 RegeneratedOut = inline_serializer(
-    "RegeneratedSummary",
-    {
-        "ok": serializers.BooleanField(),
-        "user_id": serializers.CharField(),
-        "summary": serializers.CharField(),
-        "reflection_count": serializers.IntegerField(),
-        "updated_at": serializers.IntegerField(allow_null=True),
-    },
+    "RegeneratedSummary", {"ok": serializers.BooleanField(), **_summary_fields()}
 )
 UserMemoriesOut = inline_serializer(
     "UserMemories",
