@@ -58,6 +58,7 @@ def test_home_shows_totals_sectors_activity_and_freshness(staff_client, make_mem
     assert active == [("user_1", 4), ("user_2", 4), ("user_3", 4), ("user_0", 3)]
     assert '<a href="/dashboard/users/user_1/">user_1</a>' in page
     assert "<svg" in page and page.count('class="om-bar"') == 30
+    assert all(f'<th scope="row">{name}</th>' in page for name, _ in overview.per_sector)
 
 
 def test_memories_per_day_puts_each_memory_on_its_utc_day(db, make_memories):
@@ -111,6 +112,7 @@ def test_user_page_shows_summary_and_recent_memories(staff_client, make_memories
     assert "The user" in page and "completed the Python course" in page
     assert "note 9" in page and "note 8" not in page  # user_0's memory: never shown here
     assert "/admin/memories/memory/?user_id=user_1" in page
+    assert all(f'<th scope="row">{row[0]}</th>' in page for row in response.context["sectors"])
 
 
 def test_user_page_search_runs_the_api_query_for_that_user_only(staff_client, make_memories):
