@@ -18,17 +18,18 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import quote_plus
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 500
+
+sys.path.insert(0, str(ROOT / "bench"))
+from throwaway import throwaway_django  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,57 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _admin_connection(url: str):
-    import psycopg
-
-    parts = urlsplit(url)
-    return psycopg.connect(
-        host=parts.hostname,
-        port=parts.port or 5432,
-        user=parts.username,
-        password=parts.password,
-        dbname="postgres",
-        autocommit=True,
-    )
-
-
-def _pg_name(url: str) -> str:
-    name = urlsplit(url).path.lstrip("/")
-    if not name or not name.replace("_", "").isalnum():
-        raise SystemExit(f"bench: unusable database name in {url!r}")
-    return name
-
-
-def prepare_environment(args: argparse.Namespace) -> str | None:
-    """Points the settings at a fresh database; returns the temporary directory, if any."""
-    # Regenerations for every user's first memory still run (eagerly, in-process); the
-    # interval ones would only slow the load down without changing what is measured.
-    os.environ.setdefault("OM_USER_SUMMARY_INTERVAL", "1000")
-    os.environ.pop("CELERY_BROKER_URL", None)
-    if args.reuse:
-        args.keep = True
-        if args.database_url:
-            os.environ["DATABASE_URL"] = args.database_url
-        else:
-            os.environ["OM_DATA_DIR"] = args.reuse
-            os.environ.pop("DATABASE_URL", None)
-        return None
-    if args.database_url:
-        name = _pg_name(args.database_url)
-        with _admin_connection(args.database_url) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        os.environ["DATABASE_URL"] = args.database_url
-        return None
-    tmp = tempfile.mkdtemp(prefix="om-dashbench-")
-    os.environ["OM_DATA_DIR"] = tmp
-    os.environ.pop("DATABASE_URL", None)
-    return tmp
-
-
 def load(args: argparse.Namespace) -> list[tuple[str, str]]:
     """Stores the memories; returns (user_id, content) samples for the searches."""
-    sys.path.insert(0, str(ROOT / "bench"))
     from load import TextGenerator  # bench/load.py: the same texts as the HTTP benchmark
 
     from memories.models import Memory
@@ -237,21 +189,17 @@ def measure(targets: list[tuple[str, str]], repeat: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tmp = prepare_environment(args)
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openmemory.settings")
-    import django
+    # Regenerations for every user's first memory still run (eagerly, in-process); the
+    # interval ones would only slow the load down without changing what is measured.
+    os.environ.setdefault("OM_USER_SUMMARY_INTERVAL", "1000")
+    with throwaway_django(
+        args.database_url or None, "dashbench", keep=args.keep, reuse_dir=args.reuse or None
+    ):
+        from django.db import connection
+        from django.urls import get_resolver
 
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-    from django.urls import get_resolver
-
-    # Imports every view now, so the pages measured are the code as it was at the start.
-    get_resolver().resolve("/dashboard/")
-
-    try:
-        call_command("migrate", verbosity=0)
+        # Imports every view now, so the pages measured are the code as it was at the start.
+        get_resolver().resolve("/dashboard/")
         if args.reuse:
             samples = stored_samples()
         else:
@@ -261,15 +209,6 @@ def main(argv: list[str] | None = None) -> int:
         rows = measure(pages(samples), args.repeat)
         vendor = connection.vendor
         total, users = _sizes()
-    finally:
-        connection.close()
-        if args.database_url and not args.keep:
-            with _admin_connection(args.database_url) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{_pg_name(args.database_url)}"')
-        if tmp and not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif args.keep:
-            print(f"  kept: {tmp or args.database_url}", file=sys.stderr)
 
     print(f"\n{vendor}, {total:,} memories over {users:,} users, "
           f"median of {args.repeat} (ms)")  # fmt: skip

@@ -32,9 +32,7 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -50,8 +48,7 @@ K = 10
 CUTOFFS = (1, 5, 10)
 
 sys.path.insert(0, str(ROOT / "bench"))
-from summaries import configure as configure_database  # noqa: E402
-from summaries import drop_postgres  # noqa: E402
+from throwaway import throwaway_django  # noqa: E402
 
 # --- Data set ------------------------------------------------------------------------------
 
@@ -351,29 +348,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def configure(args: argparse.Namespace, workdir: str) -> str:
-    """Points Django at the throwaway database; must run before django.setup()."""
-    database_url = configure_database(args, workdir, name="evalbench")
-    os.environ["OM_EMBEDDINGS"] = "synthetic"
-    return database_url
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     data = load_dataset(args.dataset)
     if args.half:
         data = half_of(data, args.half)
-    workdir = tempfile.mkdtemp(prefix="om-evalbench-")
-    database_url = configure(args, workdir)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+    os.environ["OM_EMBEDDINGS"] = "synthetic"  # each mode switches to its own provider
+    with throwaway_django(args.database_url, "evalbench") as database_url:
         from django.db import connection
 
-        call_command("migrate", verbosity=0)
         modes = resolve_modes(args.modes)
         engine = "PostgreSQL" if connection.vendor == "postgresql" else "SQLite"
         log(
@@ -422,11 +406,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print()
             print_table(modes, types)
-        connection.close()
-    finally:
-        if args.database_url:
-            drop_postgres(args.database_url)
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -17,17 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from throwaway import throwaway_django
+
 CHUNK = 500
 
 
@@ -47,52 +44,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="random seed for the texts")
     parser.add_argument("--show", action="store_true", help="print each summary's text")
     return parser.parse_args(argv)
-
-
-def _admin_connect(url: str):
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    return psycopg.connect(admin, autocommit=True), parts.path.lstrip("/")
-
-
-def drop_postgres(url: str) -> None:
-    from psycopg import sql
-
-    conn, name = _admin_connect(url)
-    with conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-def recreate_postgres(url: str) -> None:
-    from psycopg import sql
-
-    drop_postgres(url)
-    conn, name = _admin_connect(url)
-    with conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def configure(args: argparse.Namespace, workdir: str, name: str = "summaries") -> str:
-    """Points Django at the throwaway database; must run before django.setup()."""
-    os.environ["OM_DATA_DIR"] = workdir
-    if args.database_url:
-        if not args.database_url.startswith(("postgres://", "postgresql://")):
-            sys.exit("--database-url must be a PostgreSQL URL")
-        recreate_postgres(args.database_url)
-        os.environ["DATABASE_URL"] = args.database_url
-    else:
-        os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/{name}.sqlite3"
-    os.environ["OM_SUMMARIZER"] = "extractive"
-    os.environ.setdefault("OM_LOG_LEVEL", "WARNING")
-    # Regenerations triggered while seeding run in-process, never onto a broker.
-    os.environ.pop("CELERY_BROKER_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openmemory.settings")
-    sys.path.insert(0, str(ROOT))
-    return os.environ["DATABASE_URL"]
 
 
 def seed_user(user_id: str, size: int, rng: random.Random, texts) -> None:
@@ -130,13 +81,8 @@ def timed(fn: Callable[[], object], runs: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    workdir = tempfile.mkdtemp(prefix="om-sumbench-")
-    database_url = configure(args, workdir)
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+    os.environ["OM_SUMMARIZER"] = "extractive"
+    with throwaway_django(args.database_url, "sumbench") as database_url:
         from django.db import connection
         from load import TextGenerator
 
@@ -144,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
         from users.services import user_summary_regenerate
         from users.summarizer import summarize
 
-        call_command("migrate", verbosity=0)
         rng = random.Random(args.seed)
         texts = TextGenerator(random.Random(args.seed))
         started = time.perf_counter()
@@ -174,11 +119,6 @@ def main(argv: list[str] | None = None) -> int:
             )
             if args.show:
                 print(f"           {text}\n")
-        connection.close()
-    finally:
-        if args.database_url:
-            drop_postgres(args.database_url)
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
