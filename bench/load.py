@@ -625,21 +625,33 @@ def bulk_load(args, batches: list[list[Item]], stats: Stats) -> float:
     return time.perf_counter() - start
 
 
+def timed_call(
+    client: Client, stats: Stats, label: str, path: str, body: object, ok: tuple[int, ...]
+) -> tuple[float, int, bytes] | None:
+    """One timed POST; a transport error or a status outside `ok` is counted as a failure
+    (and gives None), after which the client reconnects on its next request."""
+    try:
+        ms, status, data = client.timed("POST", path, body)
+    except (OSError, http.client.HTTPException) as exc:
+        stats.fail(f"{label}: {type(exc).__name__}: {exc}")
+        client.close()
+        return None
+    if status not in ok:
+        stats.fail(f"{label}: HTTP {status}: {data[:300]!r}")
+        return None
+    return ms, status, data
+
+
 def single_adds(args, items: list[Item], stats: Stats) -> list[float]:
     client = Client(args.base_url, args.api_key, args.timeout)
     latencies = []
     try:
         for item in items:
             body = {"content": item.content, "user_id": item.user, "tags": item.tags}
-            try:
-                ms, status, data = client.timed("POST", "/memory/add", body)
-            except (OSError, http.client.HTTPException) as exc:
-                stats.fail(f"add: {type(exc).__name__}: {exc}")
-                client.close()
+            answer = timed_call(client, stats, "add", "/memory/add", body, ok=(200, 201))
+            if answer is None:
                 continue
-            if status not in (200, 201):
-                stats.fail(f"add: HTTP {status}: {data[:300]!r}")
-                continue
+            ms, status, data = answer
             result = json.loads(data)
             item.id = result["id"]
             if status == 200 or result.get("deduplicated"):
@@ -669,15 +681,10 @@ def run_queries(
         for target, question in plan:
             user = target.user
             body = {"query": question, "k": args.k, "filters": {"user_id": user}}
-            try:
-                ms, status, data = client.timed("POST", "/memory/query", body)
-            except (OSError, http.client.HTTPException) as exc:
-                stats.fail(f"query: {type(exc).__name__}: {exc}")
-                client.close()
+            answer = timed_call(client, stats, "query", "/memory/query", body, ok=(200,))
+            if answer is None:
                 continue
-            if status != 200:
-                stats.fail(f"query: HTTP {status}: {data[:300]!r}")
-                continue
+            ms, _, data = answer
             out.latencies.append(ms)
             matches = json.loads(data).get("matches", [])
             out.match_counts.append(len(matches))
