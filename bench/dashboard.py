@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 500
 
 sys.path.insert(0, str(ROOT / "bench"))
-from throwaway import throwaway_django  # noqa: E402
+from throwaway import add_database_argument, throwaway_django  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,11 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--budget-ms", type=float, default=1000.0)
-    parser.add_argument(
-        "--database-url",
-        default="",
-        help="postgres://.../<throwaway db>; default: SQLite in a temporary directory",
-    )
+    add_database_argument(parser)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--reuse",
@@ -193,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     # interval ones would only slow the load down without changing what is measured.
     os.environ.setdefault("OM_USER_SUMMARY_INTERVAL", "1000")
     with throwaway_django(
-        args.database_url or None, "dashbench", keep=args.keep, reuse_dir=args.reuse or None
+        args.database_url, "dashbench", keep=args.keep, reuse_dir=args.reuse or None
     ):
         from django.db import connection
         from django.urls import get_resolver

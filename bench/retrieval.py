@@ -48,7 +48,7 @@ K = 10
 CUTOFFS = (1, 5, 10)
 
 sys.path.insert(0, str(ROOT / "bench"))
-from throwaway import throwaway_django  # noqa: E402
+from throwaway import add_database_argument, throwaway_django  # noqa: E402
 
 # --- Data set ------------------------------------------------------------------------------
 
@@ -323,11 +323,7 @@ def print_table(modes: list[Mode], types: list[str]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--database-url",
-        help="a PostgreSQL URL whose database this script creates and drops "
-        "(default: a temporary SQLite file)",
-    )
+    add_database_argument(parser)
     parser.add_argument(
         "--modes",
         default=",".join(ALL_MODES),

@@ -23,18 +23,14 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from throwaway import throwaway_django
+from throwaway import add_database_argument, throwaway_django
 
 CHUNK = 500
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--database-url",
-        help="a PostgreSQL URL whose database this script creates and drops "
-        "(default: a temporary SQLite file)",
-    )
+    add_database_argument(parser)
     parser.add_argument(
         "--sizes",
         default="100,1000,10000",
