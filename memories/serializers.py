@@ -240,6 +240,7 @@ class MemoryOutSerializer(serializers.Serializer):
 
 class UpdatedMemorySerializer(MemoryOutSerializer):
     ok = serializers.BooleanField()
+    updated = serializers.BooleanField(help_text="always true (upstream OpenMemory's field)")
 
 
 class MatchOutSerializer(serializers.Serializer):

@@ -58,16 +58,15 @@ class MemoryViewSet(viewsets.ViewSet):
     lookup_field = "memory_id"
     lookup_value_regex = "[^/]+"
 
-    @extend_schema(
-        request=MemoryAddSerializer, responses={201: AddedSerializer, 200: AddedSerializer}
-    )
+    @extend_schema(request=MemoryAddSerializer, responses={200: AddedSerializer})
     @action(detail=False, methods=["post"], url_path="add")
     def add(self, request: Request) -> Response:
         data = parse(MemoryAddSerializer, request.data)
         data["user_id"] = scope_of(request).for_write(request_user(request.data, data))
         result = services.memory_create(**data)
-        code = status.HTTP_200_OK if result.deduplicated else status.HTTP_201_CREATED
-        return Response(created_item(result), status=code)
+        # 200 whether stored or deduplicated, as upstream OpenMemory answers: its clients and
+        # scripts check for 200.
+        return Response(created_item(result))
 
     @extend_schema(request=MemoryBatchSerializer, responses={201: BatchAddedSerializer})
     @action(detail=False, methods=["post"], url_path="add/batch")
@@ -155,7 +154,8 @@ class MemoryViewSet(viewsets.ViewSet):
         memory = services.memory_update(
             memory_id=memory_id, within=scope_of(request).visible, **data
         )
-        return Response({"ok": True, **memory_item(memory)})
+        # `updated` is what upstream OpenMemory's clients read.
+        return Response({"ok": True, "updated": True, **memory_item(memory)})
 
     @extend_schema(responses={200: DeletedSerializer})
     def destroy(self, request: Request, memory_id: str) -> Response:

@@ -37,6 +37,8 @@ def test_patch_content_reembeds_and_bumps_version(add, api, query):
     response = api.patch(f"/memory/{body['id']}", {"content": "Lives in Lisbon"}, format="json")
 
     assert response.status_code == 200
+    assert response.json()["updated"] is True  # upstream OpenMemory's clients read it
+    assert response.json()["ok"] is True
     assert response.json()["version"] == 2
     assert response.json()["content"] == "Lives in Lisbon"
     assert query("Lisbon", user_id="u1")[0]["score"] > 0.4

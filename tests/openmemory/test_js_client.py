@@ -162,7 +162,7 @@ def test_user_summaries(js):
 def test_update_bumps_version_and_re_embeds(js):
     updated = js["updated"]
 
-    assert updated["ok"] is True
+    assert updated["ok"] is True and updated["updated"] is True
     assert updated["id"] == js["dark_mode"]["id"]
     assert updated["version"] == 2
     assert updated["content"] == "User switched to light mode in the evening"

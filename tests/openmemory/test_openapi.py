@@ -34,7 +34,9 @@ def test_schema_describes_every_endpoint_and_the_error_shape(api):
     assert set(schema["paths"]) == ROUTES
     assert schema["components"]["schemas"]["Error"]["required"] == ["err"]
     add = schema["paths"]["/memory/add"]["post"]
-    assert set(add["responses"]) >= {"200", "201", "400", "401", "403", "413"}
+    assert set(add["responses"]) >= {"200", "400", "401", "403", "413"}
+    assert "201" not in add["responses"]  # stored or deduplicated, add answers 200
+    assert "updated" in schema["components"]["schemas"]["UpdatedMemory"]["required"]
     error_ref = add["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
     assert error_ref == "#/components/schemas/Error"
     assert {"bearer", "apiKey"} <= set(schema["components"]["securitySchemes"])

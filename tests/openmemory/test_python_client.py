@@ -183,7 +183,7 @@ class TestMemories:
 
         updated = om.update(target, content="User switched to solarized light theme")
 
-        assert updated["ok"] is True
+        assert updated["ok"] is True and updated["updated"] is True
         assert updated["id"] == target
         assert updated["version"] == 2
         assert updated["content"] == "User switched to solarized light theme"
@@ -501,7 +501,7 @@ class TestApiKeys:
             except urllib.error.HTTPError as exc:
                 return exc.code, json.load(exc)
 
-        assert post({"x-api-key": "k1"})[0] == 201
+        assert post({"x-api-key": "k1"})[0] == 200
         assert post({"x-api-key": "nope"}) == (403, {"err": "invalid api key"})
         assert post({}) == (401, {"err": "api key required"})
         status, body = post({"X-API-Key": "k1"})

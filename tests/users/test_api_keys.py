@@ -41,7 +41,7 @@ def bob_memory_id() -> str:
 def test_scoped_key_adds_to_its_own_user(alice):
     response = alice.post("/memory/add", {"content": "Alice owns a kettle"}, format="json")
 
-    assert response.status_code == 201
+    assert response.status_code == 200
     assert Memory.objects.get(pk=response.json()["id"]).user_id == "alice"
 
 
@@ -152,7 +152,7 @@ def test_create_and_revoke_commands(api, settings):
     assert raw.startswith("om_") and "Shown once" in err.getvalue()
     assert raw not in str(list(ApiKey.objects.values()))
     carol = client_with(raw)
-    assert carol.post("/memory/add", {"content": "Carol cooks"}, format="json").status_code == 201
+    assert carol.post("/memory/add", {"content": "Carol cooks"}, format="json").status_code == 200
     assert carol.get("/users/dave/memories").status_code == 403
 
     call_command("revoke_api_key", raw[:10], stdout=io.StringIO())
@@ -181,7 +181,7 @@ def test_keys_are_created_in_the_admin_and_shown_once(db, client, settings):
     key = ApiKey.objects.get()
     assert (key.user_id, key.name, key.prefix) == ("erin", "app", raw[:10])
     erin = client_with(raw)
-    assert erin.post("/memory/add", {"content": "Erin sails"}, format="json").status_code == 201
+    assert erin.post("/memory/add", {"content": "Erin sails"}, format="json").status_code == 200
     assert erin.get("/users/frank/memories").status_code == 403
     assert raw in client.get("/admin/users/apikey/").content.decode()  # the one showing
     assert raw not in client.get("/admin/users/apikey/").content.decode()
