@@ -14,6 +14,7 @@ from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
+from openmemory.ratelimit import check_auth_failures, record_auth_failure
 from openmemory.scope import Scope
 
 # Whether any stored key exists, cached briefly: asking on every request would cost a query.
@@ -72,6 +73,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return (ApiClient(Scope()), "")
         if presented is None:
             return None
+        check_auth_failures(request)
         if _is_env_key(presented):
             return (ApiClient(Scope()), presented)
         from users.selectors import api_key_find
@@ -79,6 +81,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
         key = api_key_find(raw=presented)
         if key is None:
+            record_auth_failure(request)
             raise exceptions.PermissionDenied("invalid api key")
         api_key_touch(key=key)
         return (ApiClient(Scope(key.user_id), key.pk), presented)

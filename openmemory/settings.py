@@ -150,8 +150,17 @@ OM_MAX_BATCH = env_int("OM_MAX_BATCH", 500, minimum=1)
 OM_MAX_K = env_int("OM_MAX_K", 100, minimum=1)
 OM_MAX_LIMIT = env_int("OM_MAX_LIMIT", 1000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = OM_MAX_BODY_BYTES
-# Requests per minute per API key; 0 turns the limit off.
+# Requests per minute per user-scoped key (and per address on /health); 0 turns it off.
 OM_RATE_LIMIT = env_int("OM_RATE_LIMIT", 3000, minimum=0)
+# Requests per minute per admin key (and per address on an open server); none by default, so
+# an operator's backfill is never refused.
+OM_ADMIN_RATE_LIMIT = env_int("OM_ADMIN_RATE_LIMIT", 0, minimum=0)
+# Invalid API keys per minute per client address before it gets 429 whatever key it sends;
+# 0 turns it off.
+OM_AUTH_FAILURE_LIMIT = env_int("OM_AUTH_FAILURE_LIMIT", 10, minimum=0)
+# Proxies in front of the server that append to X-Forwarded-For: 0 (default) uses the
+# connection's address; N uses the Nth address from the right of X-Forwarded-For.
+OM_TRUSTED_PROXIES = env_int("OM_TRUSTED_PROXIES", 0, minimum=0)
 # Shared cache (rate-limit counters) for several gunicorn workers; local memory without it.
 OM_REDIS_URL = env_str("OM_REDIS_URL")
 CACHES = {

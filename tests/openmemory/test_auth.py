@@ -75,7 +75,7 @@ def test_no_announcement_when_a_key_is_set(keys, capsys):
 
 
 def test_rate_limit_answers_429_with_headers(api, keys, settings):
-    settings.OM_RATE_LIMIT = 3
+    settings.OM_ADMIN_RATE_LIMIT = 3  # the keys in OM_API_KEY are admin keys
     from django.core.cache import cache
 
     cache.clear()
