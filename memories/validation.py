@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from openmemory.exceptions import ServiceError
@@ -68,3 +69,6 @@ def _check_json(value: object, depth: int) -> None:
             _check_json(item, depth + 1)
     elif isinstance(value, str):
         clean_text(value, "metadata")
+    elif isinstance(value, float) and not math.isfinite(value):
+        # JSON has no inf or NaN: the database would refuse them (or store invalid JSON).
+        raise ServiceError("metadata numbers must be finite")

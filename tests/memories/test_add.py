@@ -125,6 +125,8 @@ def test_add_counts_queries(api, django_assert_max_num_queries):
         ({"content": "ok", "tags": ["t" * 65]}, "tags must be at most 64 characters"),
         ({"content": "ok", "user_id": "../x"}, "user_id required"),
         ({"content": "a\x00b"}, "content must not contain NUL characters"),
+        ({"content": "ok", "metadata": {"x": float("inf")}}, "metadata numbers must be finite"),
+        ({"content": "ok", "metadata": {"x": [float("nan")]}}, "metadata numbers must be finite"),
     ],
 )
 def test_services_enforce_the_limits_for_every_caller(db, fields, err):

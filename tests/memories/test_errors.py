@@ -165,3 +165,27 @@ def test_invalid_reinforce(api, add):
     bad_boost = api.post("/memory/reinforce", {"id": body["id"], "boost": 5}, format="json")
     assert bad_boost.json() == {"err": "boost must be between 0 and 1"}
     assert Memory.objects.get(pk=body["id"]).salience == 0.5
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"1E400"])
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("POST", "/memory/add", b'{"content": "ok", "metadata": {"x": %s}}'),
+        ("POST", "/memory/add", b'{"content": "ok", "metadata": {"a": [{"b": %s}]}}'),
+        ("POST", "/memory/add/batch", b'{"items": [{"content": "ok", "metadata": {"x": %s}}]}'),
+        ("PATCH", None, b'{"metadata": {"x": %s}}'),
+        ("POST", "/memory/query", b'{"query": "ok", "filters": {"min_score": %s}}'),
+        ("POST", "/memory/reinforce", b'{"id": "%s", "boost": %s}'),
+    ],
+)
+def test_numbers_too_large_for_a_float_are_400(add, api, method, path, template, number):
+    memory_id = add("Untouched", user_id="u1", metadata={"x": 1})["id"]
+    body = template % ((memory_id.encode(), number) if b'"id"' in template else (number,))
+
+    response = api.generic(method, path or f"/memory/{memory_id}", body, "application/json")
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {"err": f"number out of range: {number.decode()}"}
+    assert Memory.objects.count() == 1
+    assert Memory.objects.get().metadata == {"x": 1}
