@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -12,11 +16,28 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from dashboard import charts, selectors
+from memories.models import Memory
 from memories.validation import USER_ID_RE
+from users.models import UserSummary
 
 DEFAULT_K = 10
 # A search box, not an API: long enough for any real question, short enough to embed fast.
 MAX_QUERY_CHARS = 1000
+
+
+def staff_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Staff who may view memories and user summaries in the admin (the view or change
+    permission): every dashboard page shows both, and is_staff alone must not reveal every
+    user's memories."""
+
+    @wraps(view)
+    def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        for model in (Memory, UserSummary):
+            if not admin.site.get_model_admin(model).has_view_permission(request):
+                raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return staff_member_required(checked)
 
 
 def _context(request: HttpRequest, **extra) -> dict:
@@ -25,7 +46,7 @@ def _context(request: HttpRequest, **extra) -> dict:
     return {**admin.site.each_context(request), "is_nav_sidebar_enabled": False, **extra}
 
 
-@staff_member_required
+@staff_page
 def home(request: HttpRequest) -> HttpResponse:
     overview = selectors.dashboard_overview()
     context = _context(
@@ -39,7 +60,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "dashboard/home.html", context)
 
 
-@staff_member_required
+@staff_page
 def user_lookup(request: HttpRequest) -> HttpResponse:
     user_id = request.GET.get("user_id", "").strip()
     if not USER_ID_RE.match(user_id):
@@ -47,7 +68,7 @@ def user_lookup(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard:user", user_id=user_id)
 
 
-@staff_member_required
+@staff_page
 def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     if not USER_ID_RE.match(user_id):
         return _missing(request, user_id)

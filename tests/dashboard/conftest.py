@@ -1,8 +1,9 @@
-"""Fixtures for the operators' pages: a staff client and a memory factory."""
+"""Fixtures for the operators' pages: staff clients and a memory factory."""
 
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from memories.services import MemoryInput, memory_create_batch
 
@@ -52,3 +53,23 @@ def staff(db, django_user_model):
 def staff_client(client, staff):
     client.force_login(staff)
     return client
+
+
+@pytest.fixture
+def staff_with(client, django_user_model):
+    """staff_with("app.codename", ...) -> the test client logged in as a staff account that is
+    not a superuser and holds just those permissions."""
+
+    def _login(*perms: str):
+        user = django_user_model.objects.create_user(
+            username="limited", password="limited-pass-123", is_staff=True
+        )
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        client.force_login(user)
+        return client
+
+    return _login

@@ -30,6 +30,42 @@ def test_non_staff_users_are_sent_to_the_admin_login(client, django_user_model):
     assert client.get("/dashboard/")["Location"].startswith("/admin/login/")
 
 
+PAGES = ["/dashboard/", "/dashboard/users/user_0/", "/dashboard/users/?user_id=user_0"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("perms", [(), ("memories.view_memory",), ("users.view_usersummary",)])
+def test_staff_who_may_not_view_memories_and_summaries_are_refused(
+    staff_with, make_memories, path, perms
+):
+    make_memories(5)
+
+    response = staff_with(*perms).get(path)
+
+    assert response.status_code == 403
+    assert b"note 0" not in response.content
+
+
+@pytest.mark.parametrize(
+    "perms",
+    [
+        ("memories.view_memory", "users.view_usersummary"),
+        # As in the admin, the change permission includes viewing.
+        ("memories.change_memory", "users.change_usersummary"),
+    ],
+)
+def test_staff_who_may_view_memories_and_summaries_see_the_pages(staff_with, make_memories, perms):
+    make_memories(5)
+    client = staff_with(*perms)
+
+    home = client.get("/dashboard/")
+    user = client.get("/dashboard/users/user_0/")
+
+    assert home.status_code == 200
+    assert user.status_code == 200
+    assert "User prefers dark mode in every editor (note 0)" in user.content.decode()
+
+
 def _total(page: str, name: str) -> int:
     return int(re.search(rf'data-total="{name}">(\d+)<', page).group(1))
 
