@@ -9,7 +9,9 @@ import re
 from openmemory.exceptions import ServiceError
 
 # Letters, digits and the punctuation of common id schemes (emails, "auth0|123", UUIDs);
-# never '/', whitespace or anything that could read as a path.
+# never '/', whitespace or anything that could read as a path. The anchors are for the
+# OpenAPI schema; Python's `$` also matches before a final newline, so code checks an id with
+# is_user_id (fullmatch), never USER_ID_RE.match.
 USER_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@:+=|-]{0,127}$")
 MAX_TAGS = 32
 MAX_TAG_CHARS = 64
@@ -17,8 +19,12 @@ MAX_METADATA_BYTES = 64_000
 MAX_METADATA_DEPTH = 16
 
 
+def is_user_id(value: object) -> bool:
+    return isinstance(value, str) and USER_ID_RE.fullmatch(value) is not None
+
+
 def clean_user_id(value: object) -> str:
-    if not isinstance(value, str) or not USER_ID_RE.match(value):
+    if not isinstance(value, str) or not is_user_id(value):
         raise ServiceError("user_id required")
     return value
 

@@ -124,6 +124,7 @@ def test_add_counts_queries(api, django_assert_max_num_queries):
         ({"content": "x" * 20_001}, "content must be at most 20000 characters"),
         ({"content": "ok", "tags": ["t" * 65]}, "tags must be at most 64 characters"),
         ({"content": "ok", "user_id": "../x"}, "user_id required"),
+        ({"content": "ok", "user_id": "bob\n"}, "user_id required"),
         ({"content": "a\x00b"}, "content must not contain NUL characters"),
         ({"content": "ok", "metadata": {"x": float("inf")}}, "metadata numbers must be finite"),
         ({"content": "ok", "metadata": {"x": [float("nan")]}}, "metadata numbers must be finite"),

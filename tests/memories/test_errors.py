@@ -21,6 +21,9 @@ def post_raw(client, path: str, body: bytes, content_type: str = "application/js
         ({"content": 42}, 400, "content must be a string"),
         ({"content": "ok", "user_id": ""}, 400, "user_id required"),
         ({"content": "ok", "user_id": "x" * 129}, 400, "user_id required"),
+        # Python's `$` also matches before a final newline: the whole id must match.
+        ({"content": "ok", "user_id": "bob\n"}, 400, "user_id required"),
+        ({"content": "ok", "user_id": "x" * 128 + "\n"}, 400, "user_id required"),
         ({"content": "ok", "user_id": "../etc/passwd"}, 400, "user_id required"),
         ({"content": "ok", "user_id": "a b"}, 400, "user_id required"),
         ({"content": "ok", "user_id": 7}, 400, "user_id required"),
@@ -110,6 +113,7 @@ def test_curl_style_form_content_type_is_read_as_json(api):
         ({"query": "x", "k": 101}, "k must be between 1 and 100"),
         ({"query": "x", "k": "many"}, "k must be an integer"),
         ({"query": "x", "filters": {"user_id": ""}}, "user_id required"),
+        ({"query": "x", "filters": {"user_id": "bob\n"}}, "user_id required"),
         ({"query": "x", "filters": {"min_score": 2}}, "min_score must be between 0 and 1"),
         (
             {"query": "x", "filters": {"sector": "dreams"}},

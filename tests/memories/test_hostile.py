@@ -37,6 +37,9 @@ def test_hostile_text_is_stored_and_returned_verbatim(add, api, text):
         "/users/caf%C3%A9/summary",
         "/users/" + "x" * 200 + "/memories",
         "/users/a%20b/export",
+        "/users/bob%0A/export",
+        "/users/bob%0A/memories",
+        "/users/" + "x" * 128 + "%0A/export",
     ],
 )
 def test_hostile_user_ids_in_paths_are_400_or_404(add, api, path):

@@ -81,3 +81,12 @@ def test_a_bad_file_imports_nothing(tmp_path, db):
         call_command("import", str(path), stdout=io.StringIO(), stderr=io.StringIO())
 
     assert Memory.objects.count() == 0
+
+
+def test_a_user_id_ending_in_a_newline_is_refused_not_a_500(api):
+    added = api.post("/memory/add", {"content": "Bob likes tea", "user_id": "bob\n"}, format="json")
+    exported = api.get("/users/bob%0A/export")
+
+    assert added.status_code == 400 and added.json() == {"err": "user_id required"}
+    assert exported.status_code == 400 and exported.json() == {"err": "user_id required"}
+    assert Memory.objects.count() == 0
