@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
 
 class _AllUsers:
@@ -58,3 +62,36 @@ class Scope:
     def require_admin(self) -> None:
         if self.user_id is not None:
             raise PermissionDenied("this API key may not act on all users")
+
+
+def named_users(request: Request, view) -> Iterator[object]:
+    """Every user a request names: in its path, in its query string (each value), and where
+    a body carries one (user_id, filters.user_id, items[].user_id)."""
+    yield getattr(view, "kwargs", {}).get("user_id")
+    yield from request.query_params.getlist("user_id")
+    data = request.data
+    if not isinstance(data, dict):
+        return
+    yield data.get("user_id")
+    filters = data.get("filters")
+    if isinstance(filters, dict):
+        yield filters.get("user_id")
+    items = data.get("items")
+    if isinstance(items, list):
+        yield from (item.get("user_id") for item in items if isinstance(item, dict))
+
+
+class NamesOnlyItsUser(BasePermission):
+    """A user-scoped key naming another user anywhere in a request is refused (403), also
+    where the endpoint would not read that name (`?user_id=` on an add): a client must never
+    believe it acted for a user it did not."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        scope: Scope = request.user.scope
+        if scope.user_id is None:
+            return True
+        for user_id in named_users(request, view):
+            # Non-strings are left to the serializers, which answer 400.
+            if isinstance(user_id, str):
+                scope.check_user(user_id)
+        return True

@@ -173,7 +173,10 @@ CACHES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["openmemory.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["openmemory.auth.HasApiKey"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "openmemory.auth.HasApiKey",
+        "openmemory.scope.NamesOnlyItsUser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["openmemory.ratelimit.KeyRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["openmemory.parsers.LenientJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -64,6 +64,17 @@ def test_scoped_key_adds_to_its_own_user(alice):
         ("get", "/users/bob/export", None),
         ("post", "/users/bob/summary/regenerate", None),
         ("post", "/users/summaries/regenerate-all", None),
+        # Another user named in the query string, where the endpoint reads no user from it.
+        ("post", "/memory/add?user_id=bob", {"content": "sneaky"}),
+        ("post", "/memory/add/batch?user_id=bob", {"items": [{"content": "sneaky"}]}),
+        ("post", "/memory/query?user_id=bob", {"query": "tea"}),
+        ("post", "/memory/context?user_id=bob", {"user_id": "alice", "query": "tea"}),
+        ("get", "/memory/all?user_id=bob&user_id=alice", None),
+        ("get", "/users/alice/memories?user_id=bob", None),
+        ("get", "/users/alice/summary?user_id=bob", None),
+        ("get", "/users/alice/export?user_id=bob", None),
+        # ... or in the body, where the endpoint reads no user from it.
+        ("post", "/memory/context", {"user_id": "alice", "filters": {"user_id": "bob"}}),
     ],
 )
 def test_scoped_key_is_refused_other_users(alice, method, path, body):
@@ -74,6 +85,41 @@ def test_scoped_key_is_refused_other_users(alice, method, path, body):
     assert response.status_code == 403
     assert "err" in response.json()
     assert Memory.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    ("method", "query", "body"),
+    [
+        ("patch", "?user_id=bob", {"content": "Alice likes coffee"}),
+        ("patch", "", {"content": "Alice likes coffee", "user_id": "bob"}),
+        ("get", "?user_id=bob", None),
+        ("delete", "?user_id=bob", None),
+    ],
+)
+def test_scoped_key_naming_another_user_on_its_own_memory_is_403(alice, method, query, body):
+    mine = Memory.objects.get(user_id="alice")
+
+    response = getattr(alice, method)(f"/memory/{mine.pk}{query}", body, format="json")
+
+    assert response.status_code == 403
+    assert response.json() == {"err": "this API key may only access user alice"}
+    mine.refresh_from_db()
+    assert (mine.content, mine.version) == ("Alice likes tea", 1)
+
+
+def test_scoped_key_may_name_its_own_user_anywhere(alice):
+    mine = Memory.objects.get(user_id="alice")
+
+    patched = alice.patch(
+        f"/memory/{mine.pk}?user_id=alice", {"content": "Alice likes coffee"}, format="json"
+    )
+    added = alice.post(
+        "/memory/add?user_id=alice", {"content": "Alice owns a kettle"}, format="json"
+    )
+
+    assert patched.status_code == 200 and patched.json()["content"] == "Alice likes coffee"
+    assert added.status_code == 200
+    assert Memory.objects.get(pk=added.json()["id"]).user_id == "alice"
 
 
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
