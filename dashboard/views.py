@@ -17,7 +17,7 @@ from django.utils.http import urlencode
 
 from dashboard import charts, selectors
 from memories.models import Memory
-from memories.validation import USER_ID_RE
+from memories.validation import is_user_id
 from users.models import UserSummary
 
 DEFAULT_K = 10
@@ -63,14 +63,14 @@ def home(request: HttpRequest) -> HttpResponse:
 @staff_page
 def user_lookup(request: HttpRequest) -> HttpResponse:
     user_id = request.GET.get("user_id", "").strip()
-    if not USER_ID_RE.match(user_id):
+    if not is_user_id(user_id):
         return redirect("dashboard:home")
     return redirect("dashboard:user", user_id=user_id)
 
 
 @staff_page
 def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
-    if not USER_ID_RE.match(user_id):
+    if not is_user_id(user_id):
         return _missing(request, user_id)
     overview = selectors.user_overview(user_id=user_id)
     if not overview.exists:
