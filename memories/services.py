@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Least
+from django.db.models import Case, F, FloatField, Func, Q, Value, When
+from django.db.models.functions import Exp, Greatest, Least
 
 from memories import validation
 from memories.embeddings import embed_one, get_provider
@@ -188,7 +188,6 @@ def _attach_tags(rows: list[tuple[Memory, list[str]]]) -> None:
         memory._prefetched_objects_cache = {"tags": [tags[name] for name in sorted(names)]}
 
 
-@transaction.atomic
 def memory_update(
     *,
     memory_id: str,
@@ -197,24 +196,76 @@ def memory_update(
     metadata: dict | None = None,
     within: str | object = ALL_USERS,
 ) -> Memory:
-    memory = memory_get(memory_id=memory_id, within=within, for_update=True)
-    now = clock.now()
+    """Edits a memory; new content is re-embedded and re-classified.
+
+    The embedding is made before the transaction opens: the provider may be a remote call,
+    and inside the transaction it would hold the row lock (on SQLite the database's write
+    lock, stalling every other write) for as long as the provider takes to answer."""
+    stored = memory_get(memory_id=memory_id, within=within)
     if tags is not None:
         tags = validation.clean_tags(tags)
     if metadata is not None:
         metadata = validation.clean_metadata(metadata)
     if content is not None:
         content = _clean_content(content)
+    embedded = None
+    if content is not None and content_hash(content) != stored.content_hash:
+        embedded = _Embedded.of(content)
+    changes = _Changes(content=content, tags=tags, metadata=metadata)
+    try:
+        _update_locked(memory_id=memory_id, within=within, changes=changes, embedded=embedded)
+    except _ContentMovedUnderUs:
+        # Another edit committed between our read and our lock and changed the stored content
+        # away from ours, which we had not embedded: embed it now (still outside any
+        # transaction) and apply again. The vector depends on our content alone, so this
+        # second attempt cannot need another.
+        embedded = _Embedded.of(content)  # type: ignore[arg-type]
+        _update_locked(memory_id=memory_id, within=within, changes=changes, embedded=embedded)
+    return memory_get(memory_id=memory_id)
+
+
+@dataclass(frozen=True)
+class _Embedded:
+    """A content's vector and the model that made it."""
+
+    vector: np.ndarray
+    model_id: str
+
+    @classmethod
+    def of(cls, content: str) -> _Embedded:
+        return cls(vector=embed_one(content), model_id=get_provider().model_id)
+
+
+@dataclass(frozen=True)
+class _Changes:
+    content: str | None
+    tags: list[str] | None
+    metadata: dict | None
+
+
+class _ContentMovedUnderUs(Exception):
+    pass
+
+
+@transaction.atomic
+def _update_locked(
+    *, memory_id: str, within: str | object, changes: _Changes, embedded: _Embedded | None
+) -> None:
+    memory = memory_get(memory_id=memory_id, within=within, for_update=True)
+    content, tags, metadata = changes.content, changes.tags, changes.metadata
+    if content is not None:
         digest = content_hash(content)
         if digest != memory.content_hash:
+            if embedded is None:
+                raise _ContentMovedUnderUs
             clash = Memory.objects.for_user(memory.user_id).filter(content_hash=digest)
             if clash.exclude(pk=memory.pk).exists():
                 raise ServiceError("an identical memory already exists for this user", 409)
             memory.content = content
             memory.content_hash = digest
-            memory.embedding = embed_one(content)
-            memory.embedding_model = get_provider().model_id
-            memory.embedding_dim = len(memory.embedding)
+            memory.embedding = embedded.vector
+            memory.embedding_model = embedded.model_id
+            memory.embedding_dim = len(embedded.vector)
             sector = classify(content, metadata if metadata is not None else memory.metadata)
             memory.primary_sector = sector.primary
             memory.sectors = sector.sectors
@@ -228,14 +279,13 @@ def memory_update(
             memory.primary_sector, memory.sectors = sector.primary, sector.sectors
             memory.decay_lambda = SECTORS[sector.primary].decay_lambda
     memory.version = F("version") + 1
-    memory.updated_at = now
+    memory.updated_at = clock.now()
     memory.save()
     if tags is not None:
         found = _tags_by_name(set(tags))
         memory.tags.set([found[name] for name in tags])
     if memory.user_id is not None:
         user_services.user_summary_invalidate(user_id=memory.user_id)
-    return memory_get(memory_id=memory_id)
 
 
 @transaction.atomic
@@ -249,10 +299,13 @@ def memory_delete(*, memory_id: str, within: str | object = ALL_USERS) -> None:
 def memory_reinforce(*, memory_id: str, boost: float, within: str | object = ALL_USERS) -> Memory:
     memory_get(memory_id=memory_id, within=within)
     now = clock.now()
-    # Decay up to now first, so the boost lands on the current value, not a stale one.
-    memories_decay(now=now, memory_ids=[memory_id])
+    # One UPDATE: decayed up to now, then boosted, computed by the database from the row as
+    # it is when written. Read-modify-write in Python would let a concurrent decay pass or
+    # boost write over this one (or this one over it).
     Memory.objects.filter(pk=memory_id).update(
-        salience=Least(F("salience") + boost, 1.0), last_seen_at=now, decayed_at=now
+        salience=Least(_salience_at(now) + boost, 1.0),
+        last_seen_at=now,
+        decayed_at=_decay_clock_at(now),
     )
     return memory_get(memory_id=memory_id)
 
@@ -266,9 +319,9 @@ def memories_note_retrieved(*, memory_ids: list[str], boost: float | None = None
     if boost <= 0 or not memory_ids:
         return 0
     now = clock.now()
-    memories_decay(now=now, memory_ids=memory_ids)
+    # One UPDATE for the same reason as memory_reinforce: no boost or decay is ever lost.
     return Memory.objects.filter(pk__in=memory_ids).update(
-        salience=Least(F("salience") + boost, 1.0), decayed_at=now
+        salience=Least(_salience_at(now) + boost, 1.0), decayed_at=_decay_clock_at(now)
     )
 
 
@@ -278,32 +331,70 @@ def memories_delete_for_user(*, user_id: str) -> int:
     return per_model.get(Memory._meta.label, 0)
 
 
+class _EpochDays(Func):
+    """A timestamp column as days since 1970-01-01 (a float), on both databases."""
+
+    output_field = FloatField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # Django stores UTC timestamps as ISO text, which julianday() reads (to the ms).
+        return self.as_sql(
+            compiler, connection, template="(julianday(%(expressions)s) - 2440587.5)"
+        )
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        template = "(EXTRACT(EPOCH FROM %(expressions)s)::double precision / 86400.0)"
+        return self.as_sql(compiler, connection, template=template)
+
+
+def _salience_at(now: datetime) -> Case:
+    """The row's salience decayed from `decayed_at` up to `now`, as a SQL expression:
+    salience * exp(-decay_lambda * days), never below OM_SALIENCE_FLOOR. Rows already at or
+    below the floor, or decayed up to a later moment (another process's clock), keep theirs.
+    (Django registers EXP on SQLite connections built without the math functions.)"""
+    floor = settings.OM_SALIENCE_FLOOR
+    days = Value(now.timestamp() / 86400, output_field=FloatField()) - _EpochDays("decayed_at")
+    decayed = Greatest(
+        Value(floor, output_field=FloatField()), F("salience") * Exp(-F("decay_lambda") * days)
+    )
+    return Case(
+        When(salience__gt=floor, decayed_at__lt=now, then=decayed),
+        default=F("salience"),
+        output_field=FloatField(),
+    )
+
+
+def _decay_clock_at(now: datetime) -> Case:
+    """`decayed_at` moved forward to `now`, never back."""
+    return Case(When(decayed_at__lt=now, then=Value(now)), default=F("decayed_at"))
+
+
 def memories_decay(
     *, now: datetime | None = None, memory_ids: list[str] | None = None, chunk: int = 2000
 ) -> int:
     """Per-sector exponential decay: salience *= exp(-decay_lambda * days since it last
     decayed), never below OM_SALIENCE_FLOOR. Idempotent in time: running it twice in a row
-    changes nothing the second time. Returns how many memories changed."""
+    changes nothing the second time. Returns how many memories changed.
+
+    The database computes each new value from the row as it is when written (one UPDATE per
+    chunk of ids, which re-checks the conditions), so a reinforcement or retrieval boost that
+    lands while the pass runs is decayed from its own moment on, never overwritten. Chunks
+    keep each write short (on SQLite it holds the database's write lock)."""
     now = now or clock.now()
-    floor = settings.OM_SALIENCE_FLOOR
-    queryset = Memory.objects.filter(salience__gt=floor, decayed_at__lt=now).order_by("pk")
+    due = Q(salience__gt=settings.OM_SALIENCE_FLOOR, decayed_at__lt=now)
     if memory_ids is not None:
-        queryset = queryset.filter(pk__in=memory_ids)
+        due &= Q(pk__in=memory_ids)
+    ids = Memory.objects.filter(due).order_by("pk").values_list("pk", flat=True)
     changed = 0
     last_pk = None
     while True:
-        page = queryset if last_pk is None else queryset.filter(pk__gt=last_pk)
-        rows = list(page.only("pk", "salience", "decay_lambda", "decayed_at")[:chunk])
-        if not rows:
+        page = list((ids if last_pk is None else ids.filter(pk__gt=last_pk))[:chunk])
+        if not page:
             return changed
-        last_pk = rows[-1].pk
-        for memory in rows:
-            days = (now - memory.decayed_at).total_seconds() / 86400
-            memory.salience = max(floor, memory.salience * math.exp(-memory.decay_lambda * days))
-            memory.decayed_at = now
-        with transaction.atomic():
-            Memory.objects.bulk_update(rows, ["salience", "decayed_at"])
-        changed += len(rows)
+        last_pk = page[-1]
+        changed += Memory.objects.filter(due, pk__in=page).update(
+            salience=_salience_at(now), decayed_at=now
+        )
 
 
 @dataclass(frozen=True)

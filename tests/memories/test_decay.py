@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 
 from memories.models import Memory
 from memories.services import memories_decay
@@ -58,3 +59,55 @@ def test_reinforce_boosts_the_decayed_value(add, api, monkeypatch):
 
     assert body["salience"] == pytest.approx(0.5 * math.exp(-0.5) + 0.1, rel=1e-3)
     assert api.get(f"/memory/{memory}").json()["last_seen_at"] == int(later.timestamp() * 1000)
+
+
+@pytest.fixture
+def just_before_the_decay_writes(db):
+    """with just_before_the_decay_writes(action): `action()` runs once, right before the
+    first write of memories reaches the database, after everything the decay pass read, as
+    a request served meanwhile by another process would."""
+
+    def arm(action):
+        fired: list[str] = []
+
+        def wrapper(execute, sql, params, many, context):
+            if not fired and sql.lstrip().upper().startswith("UPDATE") and "memor" in sql:
+                fired.append(sql)
+                action()
+            return execute(sql, params, many, context)
+
+        return connection.execute_wrapper(wrapper)
+
+    return arm
+
+
+def test_a_reinforcement_during_the_decay_pass_is_kept(
+    add, api, monkeypatch, just_before_the_decay_writes
+):
+    memory = add("Paris is the capital of France")["id"]
+    tomorrow = clock.now() + timedelta(days=1)
+    monkeypatch.setattr(clock, "now", lambda: tomorrow)
+
+    def reinforce() -> None:
+        api.post("/memory/reinforce", {"id": memory, "boost": 0.4}, format="json")
+
+    with just_before_the_decay_writes(reinforce):
+        memories_decay(now=tomorrow)
+
+    # decayed for a day (0.4975), plus the boost; not the decay pass's 0.4975 alone
+    assert salience(memory) == pytest.approx(0.5 * math.exp(-0.005) + 0.4, rel=1e-4)
+
+
+def test_a_retrieval_boost_during_the_decay_pass_is_kept(
+    add, query, settings, monkeypatch, just_before_the_decay_writes
+):
+    settings.OM_RETRIEVAL_BOOST = 0.2
+    memory = add("Paris is the capital of France", user_id="u1")["id"]
+    tomorrow = clock.now() + timedelta(days=1)
+    monkeypatch.setattr(clock, "now", lambda: tomorrow)
+
+    with just_before_the_decay_writes(lambda: query("capital of France", user_id="u1")):
+        memories_decay(now=tomorrow)
+
+    assert salience(memory) == pytest.approx(0.5 * math.exp(-0.005) + 0.2, rel=1e-4)
+
