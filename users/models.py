@@ -21,6 +21,21 @@ class UserSummary(models.Model):
     # Set when a regeneration is enqueued, cleared when one runs: keeps concurrent adds from
     # enqueuing the same regeneration twice.
     queued_at = models.DateTimeField(null=True, blank=True)
+    # Regenerations may overlap (an edit's rebuild, the endpoint, the admin, the sweep, a
+    # redelivered task, two workers), so each one records `generation` when it starts and
+    # finishes by comparing it with `summarized_generation`: a regeneration never overwrites a
+    # text built from a later state, and recomputes `pending_memories`, `invalidated` and
+    # `stale` from what it saw rather than clearing them. Only ever increase.
+    generation = models.PositiveBigIntegerField(
+        default=0, help_text="changes so far: one per memory added, edit, delete or request"
+    )
+    summarized_generation = models.PositiveBigIntegerField(
+        default=0, help_text="the generation the stored text was built from"
+    )
+    memories_added = models.PositiveBigIntegerField(default=0, help_text="memories added so far")
+    edited_generation = models.PositiveBigIntegerField(
+        default=0, help_text="the generation of the latest edit or delete"
+    )
     # Which summarizer wrote the text, and why the LLM was not used when it was configured.
     provider = models.CharField(max_length=32, blank=True, default="")
     fallback_reason = models.CharField(max_length=500, blank=True, default="")

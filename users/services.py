@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -39,12 +40,17 @@ def user_summary_note_added(*, counts: dict[str, int]) -> None:
         UserSummary.objects.select_for_update().filter(user_id__in=user_ids).order_by("user_id")
     )
     for summary in summaries:
-        summary.pending_memories += counts[summary.user_id]
+        added = counts[summary.user_id]
+        summary.pending_memories += added
+        summary.memories_added += added
+        summary.generation += added
         summary.stale = True
         if _is_due(summary) and not _is_queued(summary, now):
             summary.queued_at = now
             _enqueue_regeneration(summary.user_id)
-    UserSummary.objects.bulk_update(summaries, ["pending_memories", "stale", "queued_at"])
+    UserSummary.objects.bulk_update(
+        summaries, ["pending_memories", "memories_added", "generation", "stale", "queued_at"]
+    )
 
 
 def _is_due(summary: UserSummary) -> bool:
@@ -77,16 +83,38 @@ def _enqueue_regeneration(user_id: str) -> None:
 def user_summary_invalidate(*, user_id: str) -> None:
     """After a memory of the user was edited or deleted: the summary must not be served
     until rebuilt, and a rebuild is enqueued after commit."""
-    if UserSummary.objects.filter(user_id=user_id).update(stale=True, invalidated=True):
+    # One UPDATE (both right-hand sides read the row as it was): the edit is a change of its
+    # own, and regenerations that started before it know they did not see it.
+    changed = UserSummary.objects.filter(user_id=user_id).update(
+        generation=F("generation") + 1,
+        edited_generation=F("generation") + 1,
+        stale=True,
+        invalidated=True,
+    )
+    if changed:
         _enqueue_regeneration(user_id)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a regeneration saw when it started: the summary row's counters at that moment.
+    Every memory counted in them was committed with them, so the summarizer (which reads
+    afterwards) sees at least those memories."""
+
+    pk: int
+    generation: int
+    memories_added: int
 
 
 def user_summary_regenerate(*, user_id: str) -> UserSummary:
     """Rebuilds the summary from the user's current memories; 404 for a user with none.
 
-    The text is built outside any lock (an LLM may take seconds). Adds that land meanwhile
-    stay counted in `pending_memories`, and an edit or delete meanwhile sets `invalidated`
-    again, so no change is ever lost; at worst the next regeneration comes a little early.
+    The text is built outside any lock (an LLM may take seconds), so regenerations overlap:
+    A starts, memories are added, B starts and finishes, more are added, A finishes. The
+    finishing one keeps its text only if no regeneration that started later already stored
+    one (A's older text would hide B's memories), and it clears only what it saw: adds,
+    edits and requests after its start keep the summary pending, invalidated or stale, so a
+    later regeneration (the interval, the edit's own, or the sweep) covers them.
     """
     from memories.selectors import user_has_memories
     from users.summarizer import summarize
@@ -94,26 +122,26 @@ def user_summary_regenerate(*, user_id: str) -> UserSummary:
     if not user_has_memories(user_id=user_id):
         UserSummary.objects.filter(user_id=user_id).delete()
         raise NotFound("user not found")
+    row, _ = UserSummary.objects.get_or_create(user_id=user_id)
+    seen = _Snapshot(pk=row.pk, generation=row.generation, memories_added=row.memories_added)
+    built = summarize(user_id)
     with transaction.atomic():
-        snapshot, _ = UserSummary.objects.select_for_update().get_or_create(user_id=user_id)
-        pending_before, was_invalidated = snapshot.pending_memories, snapshot.invalidated
-        UserSummary.objects.filter(pk=snapshot.pk).update(invalidated=False)
-    try:
-        built = summarize(user_id)
-    except BaseException:
-        if was_invalidated:
-            UserSummary.objects.filter(pk=snapshot.pk).update(invalidated=True)
-        raise
-    with transaction.atomic():
-        summary = UserSummary.objects.select_for_update().get(pk=snapshot.pk)
+        summary = UserSummary.objects.select_for_update().filter(pk=seen.pk).first()
+        if summary is None:  # the user's memories were deleted meanwhile
+            raise NotFound("user not found")
+        if summary.summarized_generation > seen.generation:
+            # A regeneration that started after this one has already stored its text.
+            return summary
         summary.summary = built.text
         summary.provider = built.provider
         summary.fallback_reason = built.fallback_reason
         summary.memory_count = built.memory_count
-        summary.pending_memories = max(0, summary.pending_memories - pending_before)
+        summary.summarized_generation = seen.generation
+        summary.pending_memories = summary.memories_added - seen.memories_added
+        summary.invalidated = summary.edited_generation > seen.generation
+        summary.stale = summary.generation > seen.generation
         summary.reflection_count = F("reflection_count") + 1
         summary.updated_at = clock.now()
-        summary.stale = summary.pending_memories > 0 or summary.invalidated
         summary.queued_at = None
         if summary.pending_memories >= settings.OM_USER_SUMMARY_INTERVAL:
             # Enough arrived during the build for another round; those adds saw this one
