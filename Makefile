@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 OM_PORT ?= 8080
+# Without OM_API_KEY the API is open: listen on this machine only unless OM_BIND says otherwise.
+OM_BIND ?= $(if $(OM_API_KEY),0.0.0.0,127.0.0.1)
 WORKERS ?= 3
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/openmemory
 
@@ -29,7 +31,7 @@ run: migrate
 	@echo "  dashboard: http://localhost:$(OM_PORT)/dashboard/"
 	@echo "  API docs:  http://localhost:$(OM_PORT)/docs"
 	@echo "  first staff account: $(BIN)/python manage.py createsuperuser"
-	$(BIN)/gunicorn openmemory.wsgi --bind 0.0.0.0:$(OM_PORT) --workers $(WORKERS) \
+	$(BIN)/gunicorn openmemory.wsgi --bind $(OM_BIND):$(OM_PORT) --workers $(WORKERS) \
 		--worker-class gthread --threads 4 --access-logfile - --log-level warning
 
 # A Celery worker for background work (summaries); needs CELERY_BROKER_URL (Redis).

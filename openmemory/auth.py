@@ -58,6 +58,17 @@ def _presented_key(request: Request) -> str | None:
     return request.META.get("HTTP_X_API_KEY", "").strip() or None
 
 
+def _from_another_site(request: Request) -> bool:
+    """Whether a browser sent this for a page of another origin. Browsers send Origin with
+    every cross-origin request but plain GETs, and Sec-Fetch-Site with all of them; curl,
+    Python and Node send neither. A page can POST text/plain anywhere without a preflight."""
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is not None:
+        own = f"{request.scheme}://{request.get_host()}"
+        return origin != own and origin not in settings.CSRF_TRUSTED_ORIGINS
+    return request.META.get("HTTP_SEC_FETCH_SITE") in ("cross-site", "same-site")
+
+
 def _is_env_key(presented: str) -> bool:
     # Compare against every key so timing does not reveal which prefix matched.
     matched = False
@@ -70,6 +81,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiClient, str] | None:
         presented = _presented_key(request)
         if not settings.OM_API_KEYS and not _any_stored_key():
+            # Open to every program on the machine, but not to the web pages its browser shows.
+            if _from_another_site(request):
+                raise exceptions.PermissionDenied(
+                    "cross-site browser request refused: the API has no key"
+                )
             return (ApiClient(Scope()), "")
         if presented is None:
             return None

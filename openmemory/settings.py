@@ -8,14 +8,21 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from openmemory.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from openmemory.secret_key import stored_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("OM_DATA_DIR", str(BASE_DIR / "data")))
 
 # --- Django core -------------------------------------------------------------------------
 DEBUG = env_bool("OM_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"
-ALLOWED_HOSTS = env_list("OM_ALLOWED_HOSTS") or ["*"]
+# Unset: a random key generated on first start and kept in DATA_DIR/secret_key (mode 0600),
+# never a value published with the code. Servers sharing one database must share one key.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or stored_secret_key(DATA_DIR / "secret_key")
+# Without OM_API_KEY the API is open: answer only to this machine's own names, so that a web
+# page cannot reach it through a DNS name rebound to 127.0.0.1.
+ALLOWED_HOSTS = env_list("OM_ALLOWED_HOSTS") or (
+    ["*"] if env_list("OM_API_KEY") else ["localhost", "127.0.0.1", "[::1]"]
+)
 CSRF_TRUSTED_ORIGINS = env_list("OM_CSRF_TRUSTED_ORIGINS")
 
 # Served over HTTPS (TLS ending at a proxy that sets X-Forwarded-Proto): secure cookies, a

@@ -15,6 +15,7 @@ PRODUCTION = {
     "OM_HSTS_INCLUDE_SUBDOMAINS": "true",
     "OM_HSTS_PRELOAD": "true",
     "OM_API_KEY": "a-long-random-admin-key",
+    "OM_TRUSTED_PROXIES": "1",
 }
 
 
@@ -34,6 +35,14 @@ def test_production_settings_pass_the_deploy_check():
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_a_generated_secret_key_passes_too(tmp_path):
+    # One server alone may leave DJANGO_SECRET_KEY unset: it generates a strong one.
+    result = check_deploy({**PRODUCTION, "DJANGO_SECRET_KEY": "", "OM_DATA_DIR": str(tmp_path)})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "secret_key").exists()
 
 
 def test_the_development_defaults_do_not():
