@@ -7,7 +7,10 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openmemory.settings")
 
-application = get_wsgi_application()
+from openmemory.middleware import ChunkedBodyMiddleware
+
+# Below Django: Django reads no body that comes without a Content-Length (chunked).
+application = ChunkedBodyMiddleware(get_wsgi_application())
 
 from django.conf import settings  # noqa: E402
 
