@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 
 from memories.fields import EmbeddingField
@@ -23,7 +23,19 @@ class Tag(models.Model):
         return self.name
 
 
-class MemoryQuerySet(models.QuerySet):
+class RawRowsQuerySet(models.QuerySet):
+    def raw_rows(self, *fields: str) -> list[tuple]:
+        """values_list(*fields) as the database returns them, without Django's per-value
+        converters: for the search paths that read hundreds of rows per request. A UUID
+        comes back as the database holds it (32 hex digits on SQLite, a uuid.UUID on
+        PostgreSQL; as_uuid() reads either), an embedding as bytes on SQLite."""
+        sql, params = self.values_list(*fields).query.sql_with_params()
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+
+class MemoryQuerySet(RawRowsQuerySet):
     def for_user(self, user_id: str | None) -> MemoryQuerySet:
         """Memories of one user; `None` selects the shared pool (memories with no user)."""
         if user_id is None:
@@ -49,10 +61,12 @@ class MemoryQuerySet(models.QuerySet):
         return self.defer("embedding").prefetch_related("tags").order_by("-created_at", "-id")
 
 
+def as_uuid(value: object) -> uuid.UUID:
+    """A memory id from raw_rows() (or anywhere else) as a UUID."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
 class Memory(models.Model):
-    # On SQLite, migration 0004 hangs full-text triggers on this table. A migration that makes
-    # Django rebuild the table there (most field alterations) drops them: recreate them in the
-    # same migration (tests/memories/test_ranking.py fails if they are missing).
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # NULL user_id is the shared pool: memories added without a user, visible to queries
     # that do not filter by user.
@@ -79,6 +93,12 @@ class Memory(models.Model):
     embedding_model = models.CharField(max_length=128, editable=False)
     # Kept beside the vector so the planner has statistics for the HNSW index's predicate.
     embedding_dim = models.PositiveSmallIntegerField(default=0, editable=False)
+    # The memory's place in its user's sequence (1, 2, 3...): memories stored one after the
+    # other (the turns of a conversation) are each other's context when ranking. Two adds for
+    # one user at the same instant on PostgreSQL may share a place; both then count.
+    position = models.PositiveBigIntegerField(default=0, editable=False)
+    # How many terms the lexical index holds for this memory (BM25's document length).
+    term_count = models.PositiveIntegerField(default=0, editable=False)
 
     objects = MemoryQuerySet.as_manager()
 
@@ -104,7 +124,30 @@ class Memory(models.Model):
         ]
         indexes = [
             models.Index(fields=["user_id", "-created_at"], name="memory_user_created"),
+            models.Index(fields=["user_id", "position"], name="memory_user_position"),
         ]
 
     def __str__(self) -> str:
         return f"{self.user_id or '(shared)'}: {self.content[:60]}"
+
+
+class MemoryTerm(models.Model):
+    """One stemmed term of a memory and how often it occurs: the lexical index. `user_id` is
+    copied from the memory so that a user's term statistics (BM25's document frequencies)
+    are read from the (user_id, term) index without touching anyone else's rows."""
+
+    memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="terms")
+    user_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    term = models.CharField(max_length=64)
+    frequency = models.PositiveIntegerField()
+
+    objects = RawRowsQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["memory", "term"], name="memory_term_unique"),
+        ]
+        indexes = [models.Index(fields=["user_id", "term"], name="memory_term_user_term")]
+
+    def __str__(self) -> str:
+        return f"{self.term} x{self.frequency}"

@@ -1,36 +1,32 @@
-"""Ranking of search candidates: dense-only, or hybrid (vector, words, links, salience, recency)."""
+"""Ranking of search candidates: dense-only, or hybrid (meaning, words, context, salience,
+recency)."""
 
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 from django.conf import settings
+from django.db.models import Q
 
-from memories.lexical import (
-    MAX_QUERY_TERMS,
-    coverage,
-    get_lexical_backend,
-    names_in,
-    query_words,
-    stems,
-)
+from memories.lexical import bm25
 from memories.models import MemoryQuerySet
-from memories.vector_search import Hit, get_backend
+from memories.vector_search import get_backend
 from openmemory import clock
 from openmemory.scope import ALL_USERS
 
-PARTS = ("vector", "lexical", "link", "salience", "recency")
-# How many of the best word-matching candidates lend their names to the link part.
-LINK_BRIDGES = 2
-LINK_LOOKAHEAD = 5
+PARTS = ("vector", "lexical", "salience", "recency")
+# The vector part divides a similarity by the best one of the query, but never by less
+# than this: when nothing is close to the query, nothing scores high.
+VECTOR_FLOOR = 0.6
 
 
 @dataclass(frozen=True)
 class Ranked:
-    memory_id: str
+    memory_id: uuid.UUID
     score: float  # in [0, 1]
 
 
@@ -49,93 +45,133 @@ def rank_vector(scope: MemoryQuerySet, vector: np.ndarray, k: int) -> list[Ranke
 
 def rank_hybrid(
     scope: MemoryQuerySet,
+    vector_scope: MemoryQuerySet,
     query: str,
     vector: np.ndarray,
     k: int,
     *,
     user_id: str | object | None = ALL_USERS,
 ) -> list[Ranked]:
-    """Candidates from the vector and the full-text search (the scope applied inside each),
-    each scored
+    """Candidates from the vector search (over `vector_scope`: the memories embedded by the
+    current model) and from BM25 (over all of `scope`, so memories waiting to be re-embedded
+    are still found by their words), plus the memories stored next to them; each scored
 
-        score = w_v*vector + w_l*lexical + w_k*link + w_s*salience + w_r*recency
+        own     = w_v*vector + w_l*lexical + w_s*salience + w_r*recency
+        score   = (own + c * best own score of its context) / (1 + c)
 
-    vector   cosine similarity to the query, clipped to [0, 1];
-    lexical  the fraction of the query's terms the memory contains (stemmed);
-    link     1 if the memory names someone or something (a capitalised word) that one of the
-             best word-matching memories names: the second hop of "where did my manager grow
-             up?" -> "My manager Elena ..." -> "Elena grew up in Rotterdam";
+    vector   cosine similarity / the query's best similarity (at least VECTOR_FLOOR);
+    lexical  BM25 over the user's own memories / the query's best BM25 score;
     salience as stored (reinforcement raises it, decay lowers it);
     recency  0.5 ** (days since the memory was last seen / OM_RECENCY_HALF_LIFE_DAYS);
-    weights from settings, scaled to sum to 1.
+    context  the memories up to OM_CONTEXT_WINDOW places before and after it in its user's
+             sequence, stored within OM_CONTEXT_GAP_SECONDS of it: the turns around it in a
+             conversation ("Did you go?" / "Yes, on Friday with Anna"); c = OM_CONTEXT_WEIGHT.
 
-    Every part is an absolute measure in [0, 1]: nothing is normalised per query or per
-    result set, so a score means the same for any query and any user, and a fixed min_score
-    is meaningful. `user_id` names the user `scope` is restricted to, if any (an index hint)."""
+    Weights come from settings, scaled to sum to 1, so scores are in [0, 1]. The vector and
+    lexical parts are relative to the best match of this query in the scope (the scales of
+    cosine and BM25 differ from query to query), which the README explains."""
     pool = max(k, settings.OM_HYBRID_CANDIDATES)
-    lexical = get_lexical_backend()
-    terms = query_words(query)
-    found = _Candidates(scope, vector, query_stems={s for t in terms for s in stems(t)})
-    found.add_hits(get_backend().search(scope, vector, pool))
-    found.add(lexical.search(scope, terms, pool, user_id=user_id))
-    w = weights()
-    if w["link"] > 0:
-        best = sorted(found.parts, key=lambda pk: (-found.score(pk, w), pk))[:LINK_LOOKAHEAD]
-        bridges = [pk for pk in best if found.parts[pk]["lexical"] > 0][:LINK_BRIDGES]
-        names = set().union(*(names_in(found.contents[pk]) for pk in bridges))
-        names -= names_in(query, anywhere=True)
-        names = set(sorted(names)[:MAX_QUERY_TERMS])
-        if names:
-            found.add(lexical.search(scope, sorted(names), pool, user_id=user_id))
-            for pk, content in found.contents.items():
-                if pk not in bridges and names & names_in(content, anywhere=True):
-                    found.parts[pk]["link"] = 1.0
-    ranked = [Ranked(pk, found.score(pk, w)) for pk in found.parts]
+    found = _Candidates(scope, vector_scope, vector)
+    hits = get_backend().search(vector_scope, vector, pool)
+    found.similarity.update((h.memory_id, h.similarity) for h in hits)
+    found.best_similarity = max([VECTOR_FLOOR, *(h.similarity for h in hits)])
+    found.lexical = bm25(scope, query, user_id=user_id)
+    best_lexical = sorted(found.lexical, key=lambda pk: (-found.lexical[pk], str(pk)))[:pool]
+    found.load([h.memory_id for h in hits] + best_lexical)
+    if settings.OM_CONTEXT_WEIGHT > 0 and settings.OM_CONTEXT_WINDOW > 0:
+        found.load_context(settings.OM_CONTEXT_WINDOW)
+    ranked = [Ranked(pk, found.score(pk)) for pk in found.rows]
     # Equal scores are ordered by id so that the same data always gives the same order.
-    ranked.sort(key=lambda r: (-r.score, r.memory_id))
+    ranked.sort(key=lambda r: (-r.score, str(r.memory_id)))
     return ranked[:k]
 
 
+@dataclass(frozen=True, slots=True)
+class _Row:
+    user_id: str | None
+    position: int
+    created_at: datetime
+    own: float
+
+
 class _Candidates:
-    """The memories under consideration, with their parts (link is filled in afterwards)."""
+    """The memories under consideration: their own scores, then their context's."""
 
-    def __init__(self, scope: MemoryQuerySet, vector: np.ndarray, query_stems: set[str]) -> None:
-        self.scope, self.vector, self.query_stems = scope, vector, query_stems
+    def __init__(
+        self, scope: MemoryQuerySet, vector_scope: MemoryQuerySet, vector: np.ndarray
+    ) -> None:
+        self.scope, self.vector_scope, self.vector = scope, vector_scope, vector
         self.now: datetime = clock.now()
-        self.similarity: dict[str, float] = {}
-        self.parts: dict[str, dict[str, float]] = {}
-        self.contents: dict[str, str] = {}
+        self.weights = weights()
+        self.similarity: dict[uuid.UUID, float] = {}
+        self.best_similarity = VECTOR_FLOOR
+        self.lexical: dict[uuid.UUID, float] = {}
+        self.rows: dict[uuid.UUID, _Row] = {}
+        self.context: dict[tuple[str | None, int], list[_Row]] = {}
+        self.window = 0
 
-    def add_hits(self, hits: list[Hit]) -> None:
-        self.similarity.update((h.memory_id, h.similarity) for h in hits)
-        self.add([h.memory_id for h in hits])
+    def load(self, ids: list[uuid.UUID]) -> None:
+        new = [pk for pk in dict.fromkeys(ids) if pk not in self.rows]
+        if new:
+            self._add(self.scope.filter(pk__in=new))
 
-    def add(self, ids: list[str]) -> None:
-        new = [pk for pk in dict.fromkeys(ids) if pk not in self.parts]
-        if not new:
-            return
-        unscored = [pk for pk in new if pk not in self.similarity]
-        if unscored:
-            # Found by words alone: the vector search did not compute their similarity.
-            for pk, embedding in self.scope.filter(pk__in=unscored).values_list("id", "embedding"):
-                self.similarity[str(pk)] = float(np.asarray(embedding, np.float32) @ self.vector)
-        half_life = settings.OM_RECENCY_HALF_LIFE_DAYS
-        rows = self.scope.filter(pk__in=new).values_list(
-            "id", "content", "salience", "last_seen_at"
+    def load_context(self, window: int) -> None:
+        """Adds the memories around each candidate (same user, nearby positions)."""
+        wanted: dict[str | None, set[int]] = {}
+        for row in self.rows.values():
+            near = wanted.setdefault(row.user_id, set())
+            near.update(range(row.position - window, row.position + window + 1))
+        condition = Q()
+        for user_id, positions in wanted.items():
+            owner = Q(user_id__isnull=True) if user_id is None else Q(user_id=user_id)
+            condition |= owner & Q(position__in=sorted(positions))
+        if condition:
+            self._add(self.scope.filter(condition).exclude(pk__in=list(self.rows)))
+        for row in self.rows.values():
+            self.context.setdefault((row.user_id, row.position), []).append(row)
+        self.window = window
+
+    def _add(self, queryset: MemoryQuerySet) -> None:
+        rows = list(
+            queryset.values_list(
+                "id", "user_id", "position", "created_at", "salience", "last_seen_at"
+            )
         )
-        for pk, content, salience, last_seen_at in rows:
+        unscored = [pk for pk, *_ in rows if pk not in self.similarity]
+        if unscored:
+            # Not among the vector search's hits: their similarity is computed here (memories
+            # of another embedding model, waiting to be re-embedded, keep 0).
+            self.similarity.update(
+                get_backend().similarities(self.vector_scope, self.vector, unscored)
+            )
+        w = self.weights
+        half_life = settings.OM_RECENCY_HALF_LIFE_DAYS
+        best_lexical = max(self.lexical.values(), default=0.0)
+        for key, user_id, position, created_at, salience, last_seen_at in rows:
             age_days = max(0.0, (self.now - last_seen_at).total_seconds() / 86400)
-            self.contents[str(pk)] = content
-            self.parts[str(pk)] = {
-                "vector": _clip(self.similarity[str(pk)]),
-                "lexical": coverage(self.query_stems, content),
-                "link": 0.0,
-                "salience": _clip(salience),
-                "recency": math.pow(0.5, age_days / half_life),
-            }
+            lexical = self.lexical.get(key, 0.0) / best_lexical if best_lexical else 0.0
+            own = (
+                w["vector"] * _clip(self.similarity.get(key, 0.0) / self.best_similarity)
+                + w["lexical"] * lexical
+                + w["salience"] * _clip(salience)
+                + w["recency"] * math.pow(0.5, age_days / half_life)
+            )
+            self.rows[key] = _Row(user_id, position, created_at, own)
 
-    def score(self, pk: str, w: dict[str, float]) -> float:
-        return _clip(sum(w[part] * self.parts[pk][part] for part in PARTS))
+    def score(self, pk: uuid.UUID) -> float:
+        row = self.rows[pk]
+        weight = settings.OM_CONTEXT_WEIGHT
+        if weight <= 0 or not self.window:
+            return _clip(row.own)
+        gap = settings.OM_CONTEXT_GAP_SECONDS
+        best = 0.0
+        for offset in range(-self.window, self.window + 1):
+            if offset == 0:
+                continue
+            for other in self.context.get((row.user_id, row.position + offset), ()):
+                if abs((other.created_at - row.created_at).total_seconds()) <= gap:
+                    best = max(best, other.own)
+        return _clip((row.own + weight * best) / (1 + weight))
 
 
 def _clip(value: float) -> float:

@@ -62,28 +62,26 @@ def memory_query(
 ) -> list[Match]:
     """The k best memories for `query` within the scope the filters describe, best first.
 
-    The scope (user, sector, tags, embedding model) is applied inside the search, so a user
+    The scope (user, sector, tags) is applied inside the search, so a user
     with five memories gets all five back however many other users' memories exist.
     `score` is in [0, 1]: the hybrid score with OM_RANKING=hybrid (memories/ranking.py), the
     clipped cosine similarity with OM_RANKING=vector. `min_score` filters on it.
     """
-    provider = get_provider()
-    scope = Memory.objects.embedded_by(provider.model_id).in_sector(sector).with_any_tag(tags)
+    scope = Memory.objects.in_sector(sector).with_any_tag(tags)
     if user_id is not ALL_USERS:
         scope = scope.for_user(user_id)
+    # Vectors of another model (before or during a re-embedding) are never compared; those
+    # memories are still found by their words with the hybrid ranking.
+    vector_scope = scope.embedded_by(get_provider().model_id)
     vector = embed_query(query)
     if settings.OM_RANKING == "hybrid":
-        ranked = rank_hybrid(scope, query, vector, k, user_id=user_id)
+        ranked = rank_hybrid(scope, vector_scope, query, vector, k, user_id=user_id)
     else:
-        ranked = rank_vector(scope, vector, k)
+        ranked = rank_vector(vector_scope, vector, k)
     if min_score is not None:
         ranked = [r for r in ranked if r.score >= min_score]
     memories = Memory.objects.filter(pk__in=[r.memory_id for r in ranked]).for_listing().in_bulk()
-    return [
-        Match(memories[uuid.UUID(r.memory_id)], r.score)
-        for r in ranked
-        if uuid.UUID(r.memory_id) in memories
-    ]
+    return [Match(memories[r.memory_id], r.score) for r in ranked if r.memory_id in memories]
 
 
 def user_has_memories(*, user_id: str) -> bool:

@@ -10,11 +10,12 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, FloatField, Func, Q, Value, When
+from django.db.models import Case, F, FloatField, Func, Max, Q, Value, When
 from django.db.models.functions import Exp, Greatest, Least
 
 from memories import validation
 from memories.embeddings import embed_one, get_provider
+from memories.lexical import index_terms, memory_terms, reindex_terms
 from memories.models import Memory, Tag
 from memories.sectors import SECTORS, classify
 from memories.selectors import memory_get
@@ -102,6 +103,8 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
     results: list[CreateResult | None] = [None] * len(items)
     pending: dict[tuple[str | None, str], Memory] = {}
     new_rows: list[tuple[Memory, list[str]]] = []
+    indexed: list[tuple[Memory, Counter[str]]] = []
+    next_position = _next_positions({item.user_id for item in items})
     seen_again: list[Memory] = []
     for index, (item, digest, vector) in enumerate(zip(items, hashes, vectors, strict=True)):
         key = (item.user_id, digest)
@@ -115,10 +118,13 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
             results[index] = CreateResult(pending[key], deduplicated=True)
             continue
         sector = classify(item.content, item.metadata)
+        counts = memory_terms(item.content)
         memory = Memory(
             user_id=item.user_id,
             content=item.content,
             content_hash=digest,
+            position=next_position[item.user_id],
+            term_count=sum(counts.values()),
             metadata=item.metadata,
             primary_sector=sector.primary,
             sectors=sector.sectors,
@@ -132,13 +138,16 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
             embedding_model=model_id,
             embedding_dim=len(vector),
         )
+        next_position[item.user_id] += 1
         pending[key] = memory
         new_rows.append((memory, item.tags))
+        indexed.append((memory, counts))
         results[index] = CreateResult(memory, deduplicated=False)
 
     if new_rows:
         Memory.objects.bulk_create([memory for memory, _ in new_rows])
         _attach_tags(new_rows)
+        index_terms(indexed)
     if seen_again:
         Memory.objects.filter(pk__in=[m.pk for m in seen_again]).update(last_seen_at=now)
         for memory in seen_again:
@@ -147,6 +156,26 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
     if added:
         user_services.user_summary_note_added(counts=dict(added))
     return results  # type: ignore[return-value]
+
+
+def _next_positions(user_ids: set[str | None]) -> dict[str | None, int]:
+    """The next free place in each user's sequence (see Memory.position). Inside the
+    writing transaction: on SQLite writers are serialised, so places never repeat there."""
+    found = dict.fromkeys(user_ids, 1)
+    named = [user_id for user_id in user_ids if user_id is not None]
+    if named:
+        rows = (
+            Memory.objects.filter(user_id__in=named)
+            .order_by()
+            .values("user_id")
+            .annotate(last=Max("position"))
+            .values_list("user_id", "last")
+        )
+        found.update((user_id, last + 1) for user_id, last in rows)
+    if None in user_ids:
+        last = Memory.objects.for_user(None).aggregate(last=Max("position"))["last"]
+        found[None] = (last or 0) + 1
+    return found
 
 
 def _same_scope_and_content(items: list[MemoryInput], hashes: list[str]) -> Q:
@@ -263,6 +292,9 @@ def _update_locked(
                 raise ServiceError("an identical memory already exists for this user", 409)
             memory.content = content
             memory.content_hash = digest
+            counts = memory_terms(content)
+            memory.term_count = sum(counts.values())
+            reindex_terms(memory, counts)
             memory.embedding = embedded.vector
             memory.embedding_model = embedded.model_id
             memory.embedding_dim = len(embedded.vector)
@@ -415,15 +447,18 @@ def memories_import(*, records: list[dict]) -> ImportResult:
     vectors = get_provider().embed([record["content"] for record in fresh])
     model_id = get_provider().model_id
     rows: list[tuple[Memory, list[str]]] = []
+    terms: dict[str, Counter[str]] = {}
     for record, vector in zip(fresh, vectors, strict=True):
         sector = classify(record["content"], record["metadata"])
         primary = record.get("primary_sector") or sector.primary
         created = record.get("created_at") or clock.now()
+        terms[str(record["id"])] = memory_terms(record["content"])
         memory = Memory(
             id=record["id"],
             user_id=record["user_id"],
             content=record["content"],
             content_hash=content_hash(record["content"]),
+            term_count=sum(terms[str(record["id"])].values()),
             metadata=record["metadata"],
             primary_sector=primary,
             sectors=record.get("sectors") or sector.sectors,
@@ -440,6 +475,11 @@ def memories_import(*, records: list[dict]) -> ImportResult:
         )
         rows.append((memory, record["tags"]))
     with transaction.atomic():
+        # Imported memories keep their order (oldest first) after the user's existing ones.
+        next_position = _next_positions({memory.user_id for memory, _ in rows})
+        for memory, _ in sorted(rows, key=lambda row: (row[0].created_at, str(row[0].pk))):
+            memory.position = next_position[memory.user_id]
+            next_position[memory.user_id] += 1
         # ignore_conflicts: a memory whose content its user already holds under another id
         # is a duplicate, not an error; only the rows actually inserted get their tags.
         Memory.objects.bulk_create([memory for memory, _ in rows], ignore_conflicts=True)
@@ -451,6 +491,7 @@ def memories_import(*, records: list[dict]) -> ImportResult:
         }
         inserted = [(m, tags) for m, tags in rows if str(m.pk) in stored]
         _attach_tags(inserted)
+        index_terms([(m, terms[str(m.pk)]) for m, _ in inserted])
         counts = Counter(m.user_id for m, _ in inserted if m.user_id is not None)
         if counts:
             user_services.user_summary_note_added(counts=dict(counts))

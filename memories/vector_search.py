@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -12,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 
 from memories.fields import to_pgvector_text
-from memories.models import MemoryQuerySet
+from memories.models import MemoryQuerySet, as_uuid
 
 # The HNSW index is built on this cast (see migration 0002); only queries that order by the
 # same expression can use it, so the exact path below can never be hijacked by the index.
@@ -21,7 +23,7 @@ HNSW_DIM = 384
 
 @dataclass(frozen=True)
 class Hit:
-    memory_id: str
+    memory_id: uuid.UUID
     similarity: float  # cosine similarity in [-1, 1]
 
 
@@ -30,20 +32,40 @@ class VectorSearchBackend(Protocol):
         """The k memories of `scope` nearest to `vector`, nearest first."""
         ...
 
+    def similarities(
+        self, scope: MemoryQuerySet, vector: np.ndarray, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, float]:
+        """The cosine similarity of each of `ids` found in `scope` (embedded memories)."""
+        ...
+
 
 class PortableBackend:
     """Exact cosine ranking in numpy over the scope's vectors; works on any database."""
 
     def search(self, scope: MemoryQuerySet, vector: np.ndarray, k: int) -> list[Hit]:
-        rows = list(scope.values_list("id", "embedding"))
-        if not rows:
+        ids, matrix = self._vectors(scope, len(vector))
+        if not ids:
             return []
-        ids = [row[0] for row in rows]
-        matrix = np.stack([row[1] for row in rows])
         sims = matrix @ vector
         top = np.argpartition(-sims, k - 1)[:k] if len(ids) > k else np.arange(len(ids))
         top = top[np.lexsort((top, -sims[top]))]
-        return [Hit(str(ids[i]), float(sims[i])) for i in top]
+        return [Hit(as_uuid(ids[i]), float(sims[i])) for i in top]
+
+    def similarities(
+        self, scope: MemoryQuerySet, vector: np.ndarray, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, float]:
+        found, matrix = self._vectors(scope.filter(pk__in=list(ids)), len(vector))
+        return {as_uuid(pk): float(sim) for pk, sim in zip(found, matrix @ vector, strict=True)}
+
+    @staticmethod
+    def _vectors(scope: MemoryQuerySet, dim: int) -> tuple[list, np.ndarray]:
+        # Raw rows: one bytes join and one frombuffer instead of a converter call per row,
+        # which dominated searches over a user's few thousand memories.
+        rows = scope.filter(embedding_dim=dim).raw_rows("id", "embedding")
+        if not rows:
+            return [], np.zeros((0, dim), np.float32)
+        blob = b"".join(bytes(row[1]) for row in rows)
+        return [row[0] for row in rows], np.frombuffer(blob, np.float32).reshape(len(rows), dim)
 
 
 class PgvectorBackend:
@@ -67,7 +89,18 @@ class PgvectorBackend:
             rows.sort(key=lambda row: (row[1], str(row[0])))
         else:
             rows = self._nearest(scope, RawSQL("embedding <=> %s::vector", (qvec,)), k)
-        return [Hit(str(mid), 1.0 - float(dist)) for mid, dist in rows]
+        return [Hit(mid, 1.0 - float(dist)) for mid, dist in rows]
+
+    def similarities(
+        self, scope: MemoryQuerySet, vector: np.ndarray, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, float]:
+        similarity = RawSQL("1 - (embedding <=> %s::vector)", (to_pgvector_text(vector),))
+        rows = (
+            scope.filter(pk__in=list(ids), embedding_dim=len(vector))
+            .annotate(similarity=similarity)
+            .values_list("id", "similarity")
+        )
+        return {pk: float(sim) for pk, sim in rows}
 
     @staticmethod
     def _nearest(

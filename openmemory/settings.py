@@ -206,7 +206,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Memories ----------------------------------------------------------------------------
-OM_EMBEDDINGS = env_choice("OM_EMBEDDINGS", "synthetic", ("synthetic", "openai", "local"))
+# The default is the best offline model this package ships (memories/embeddings.py); tests
+# and CI may pin "synthetic" for speed.
+OM_EMBEDDINGS = env_choice("OM_EMBEDDINGS", "local", ("synthetic", "openai", "local"))
 OM_LOCAL_THREADS = env_int("OM_LOCAL_THREADS", 1, minimum=1)
 if OM_EMBEDDINGS == "local":
     import importlib.util
@@ -240,21 +242,27 @@ OM_RETRIEVAL_BOOST = env_float("OM_RETRIEVAL_BOOST", 0.0, minimum=0, maximum=1)
 # Decay never takes salience below this.
 OM_SALIENCE_FLOOR = env_float("OM_SALIENCE_FLOOR", 0.05, minimum=0, maximum=1)
 
-# Ranking of /memory/query: "hybrid" (vector + lexical + link + salience + recency, see
-# memories/ranking.py) or "vector" (cosine similarity alone).
+# Ranking of /memory/query: "hybrid" (meaning + words + context + salience + recency, see
+# memories/ranking.py) or "vector" (cosine similarity alone). The defaults were chosen on
+# real conversations (bench/locomo.py); README says what each part adds.
 OM_RANKING = env_choice("OM_RANKING", "hybrid", ("hybrid", "vector"))
 OM_HYBRID_WEIGHTS = {
-    "vector": env_float("OM_WEIGHT_VECTOR", 0.75, minimum=0),
-    "lexical": env_float("OM_WEIGHT_LEXICAL", 0.075, minimum=0),
-    "link": env_float("OM_WEIGHT_LINK", 0.075, minimum=0),
-    "salience": env_float("OM_WEIGHT_SALIENCE", 0.025, minimum=0),
-    "recency": env_float("OM_WEIGHT_RECENCY", 0.075, minimum=0),
+    "vector": env_float("OM_WEIGHT_VECTOR", 0.45, minimum=0),
+    "lexical": env_float("OM_WEIGHT_LEXICAL", 0.45, minimum=0),
+    "salience": env_float("OM_WEIGHT_SALIENCE", 0.05, minimum=0),
+    "recency": env_float("OM_WEIGHT_RECENCY", 0.05, minimum=0),
 }
 if not any(OM_HYBRID_WEIGHTS.values()):
-    raise ImproperlyConfigured("OM_WEIGHT_VECTOR/LEXICAL/LINK/SALIENCE/RECENCY are all 0")
+    raise ImproperlyConfigured("OM_WEIGHT_VECTOR/LEXICAL/SALIENCE/RECENCY are all 0")
 OM_RECENCY_HALF_LIFE_DAYS = env_float("OM_RECENCY_HALF_LIFE_DAYS", 180.0, above=0)
 # How many candidates each search (vector, lexical) hands the hybrid ranker, at least k.
 OM_HYBRID_CANDIDATES = env_int("OM_HYBRID_CANDIDATES", 50, minimum=1)
+# A memory's context: the memories its user stored up to OM_CONTEXT_WINDOW places before and
+# after it, within OM_CONTEXT_GAP_SECONDS; the best of them adds OM_CONTEXT_WEIGHT times its
+# score (0 turns context off).
+OM_CONTEXT_WEIGHT = env_float("OM_CONTEXT_WEIGHT", 0.7, minimum=0, maximum=10)
+OM_CONTEXT_WINDOW = env_int("OM_CONTEXT_WINDOW", 2, minimum=0)
+OM_CONTEXT_GAP_SECONDS = env_float("OM_CONTEXT_GAP_SECONDS", 3600.0, minimum=0)
 
 # --- User summaries ----------------------------------------------------------------------
 OM_USER_SUMMARY_INTERVAL = env_int("OM_USER_SUMMARY_INTERVAL", 30, minimum=1)
@@ -294,6 +302,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Without a broker there is no beat: each server process runs beat's periodic tasks (the
+# same rows, editable in the admin) in a thread of its own, claiming each run through the
+# database so that one process runs it (openmemory/scheduler.py). Checked this often.
+OM_EMBEDDED_SCHEDULER = env_bool("OM_EMBEDDED_SCHEDULER", True)
+OM_SCHEDULER_POLL_SECONDS = env_float("OM_SCHEDULER_POLL_SECONDS", 30.0, minimum=0.1)
 
 LOGGING = {
     "version": 1,

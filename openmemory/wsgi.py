@@ -1,4 +1,4 @@
-"""WSGI entry point for gunicorn; warns loudly when the API runs without a key."""
+"""WSGI entry point for gunicorn; warns when the API runs without a key, starts the scheduler."""
 
 import logging
 import os
@@ -21,3 +21,8 @@ if not settings.OM_API_KEYS:
         "!" * 72,
         "!" * 72,
     )
+
+# Without a broker no beat runs: this serving process runs the periodic tasks itself.
+from openmemory import scheduler  # noqa: E402
+
+scheduler.start()

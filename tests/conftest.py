@@ -89,20 +89,24 @@ def _fresh_providers():
     from django.core.cache import cache
 
     from memories.embeddings import get_provider
-    from memories.lexical import get_lexical_backend
     from memories.vector_search import get_backend
     from openmemory.auth import forget_stored_keys
 
     get_provider.cache_clear()
     get_backend.cache_clear()
-    get_lexical_backend.cache_clear()
     forget_stored_keys()
     cache.clear()  # rate-limit counters
     yield
     get_provider.cache_clear()
     get_backend.cache_clear()
-    get_lexical_backend.cache_clear()
     forget_stored_keys()
+
+
+@pytest.fixture(autouse=True)
+def _no_scheduler_thread_here(settings):
+    """The test process serves no one: tests that load the WSGI module must not start the
+    embedded scheduler's thread in it. The live servers of tests/live.py run it."""
+    settings.OM_EMBEDDED_SCHEDULER = False
 
 
 @pytest.fixture

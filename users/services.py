@@ -20,6 +20,8 @@ logger = logging.getLogger("openmemory")
 
 # A queued regeneration that has not run by then (broker down, worker lost) may be queued again.
 QUEUE_EXPIRY = timedelta(minutes=10)
+# The sweep's task, which the embedded scheduler runs for user_summaries_regenerate_all.
+REFRESH_STALE_TASK = "users.tasks.refresh_stale_summaries"
 
 
 def user_summary_note_added(*, counts: dict[str, int]) -> None:
@@ -171,8 +173,17 @@ def user_summaries_refresh_stale() -> int:
 
 
 def user_summaries_regenerate_all() -> int:
-    """Enqueues a regeneration for every user who has memories; returns how many."""
+    """Requests a regeneration for every user who has memories; returns how many.
+
+    Each request is a change of the summary (its generation moves on and it is stale), so a
+    regeneration already under way cannot mark it fresh, and if the enqueue is lost the
+    sweep still finds it. With a broker, one task per user is enqueued. Without one, tasks
+    would run inside this request (minutes for many users with an LLM): the sweep is handed
+    to the in-process scheduler instead, which regenerates every stale summary in the
+    background, and the request returns at once.
+    """
     from memories.models import Memory
+    from openmemory import scheduler
 
     user_ids = sorted(
         Memory.objects.filter(user_id__isnull=False)
@@ -180,14 +191,18 @@ def user_summaries_regenerate_all() -> int:
         .values_list("user_id", flat=True)
         .distinct()
     )
-    now = clock.now()
     with transaction.atomic():
         UserSummary.objects.bulk_create(
             [UserSummary(user_id=user_id) for user_id in user_ids], ignore_conflicts=True
         )
-        UserSummary.objects.filter(user_id__in=user_ids).update(queued_at=now)
-        for user_id in user_ids:
-            _enqueue_regeneration(user_id)
+        requested = UserSummary.objects.filter(user_id__in=user_ids)
+        if scheduler.embedded():
+            requested.update(generation=F("generation") + 1, stale=True, queued_at=None)
+            transaction.on_commit(lambda: scheduler.run_soon(REFRESH_STALE_TASK))
+        else:
+            requested.update(generation=F("generation") + 1, stale=True, queued_at=clock.now())
+            for user_id in user_ids:
+                _enqueue_regeneration(user_id)
     return len(user_ids)
 
 

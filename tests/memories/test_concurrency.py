@@ -9,7 +9,7 @@ import sys
 from django.db.models import Count
 
 from memories.models import Memory
-from tests.live import API_KEY, ROOT
+from tests.live import API_KEY, ROOT, wait_for
 from users.models import UserSummary
 
 CLIENTS, ADDS, USERS, SHARED = 8, 500, 10, 50
@@ -66,6 +66,14 @@ def test_concurrent_adds_store_each_memory_exactly_once(deploy):
     for summary in UserSummary.objects.all():
         assert summary.reflection_count >= 2
         assert summary.memory_count + summary.pending_memories >= per_user[summary.user_id]
+    # Without a broker the server's scheduler thread does the work after the answer.
     deployment.client._request("POST", "/users/summaries/regenerate-all")
-    for summary in UserSummary.objects.all():
-        assert (summary.memory_count, summary.pending_memories) == (per_user[summary.user_id], 0)
+
+    def all_summarised() -> bool:
+        summaries = UserSummary.objects.all()
+        return all(
+            (summary.memory_count, summary.pending_memories) == (per_user[summary.user_id], 0)
+            for summary in summaries
+        )
+
+    assert wait_for(all_summarised, timeout=60)

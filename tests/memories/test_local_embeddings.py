@@ -57,7 +57,10 @@ def test_search_never_mixes_models_and_reembed_moves_everything(local_extra, add
     settings.OM_EMBEDDINGS = "local"
     get_provider.cache_clear()
 
+    settings.OM_RANKING = "vector"
     assert query("dark mode", user_id="u1") == []  # only synthetic vectors so far
+    settings.OM_RANKING = "hybrid"
+    assert query("dark mode", user_id="u1")[0]["id"] == synthetic_id  # found by its words
 
     out = io.StringIO()
     call_command("reembed", "--batch", "1", stdout=out, stderr=io.StringIO())

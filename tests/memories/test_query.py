@@ -130,10 +130,16 @@ def test_k_limits_results(add, query):
     assert len(query("book", k=3, user_id="u1")) == 3
 
 
-def test_search_ignores_vectors_of_another_model(add, query):
+def test_vectors_of_another_model_are_never_compared_but_words_still_find_them(
+    add, query, settings
+):
     body = add("Collects stamps", user_id="u1")
     Memory.objects.filter(pk=body["id"]).update(embedding_model="some-other-model")
 
+    [found] = query("Collects stamps", user_id="u1")  # by its words, while it waits
+
+    assert found["id"] == body["id"]
+    settings.OM_RANKING = "vector"
     assert query("Collects stamps", user_id="u1") == []
 
 

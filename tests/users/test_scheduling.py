@@ -1,9 +1,19 @@
-"""Summary scheduling without a broker: the sweep, regenerate-all and the beat schedules."""
+"""Scheduling without a broker: sweep, regenerate-all, beat's schedules, embedded scheduler."""
 
 from __future__ import annotations
 
+import math
+import time
+from datetime import timedelta
+
+import pytest
+from django.db.models import F
 from django_celery_beat.models import PeriodicTask
 
+from memories.models import Memory
+from memories.services import memory_create
+from tests.fakes import PROFILE, FakeChat, serve
+from tests.live import wait_for
 from users.models import UserSummary
 from users.services import user_summaries_refresh_stale
 
@@ -56,3 +66,74 @@ def test_beat_schedules_are_in_the_database(db):
 
     assert tasks["users.tasks.refresh_stale_summaries"] == 15
     assert tasks["memories.tasks.decay_salience"] == 60
+
+
+# --- Embedded mode: a live gunicorn without a broker keeps the schedules ------------------
+
+
+@pytest.fixture
+def every_second(transactional_db):
+    """Both of beat's periodic tasks every second (transactional tests flush the rows the
+    migration made, so they are set here), with their clocks not yet started."""
+    from django_celery_beat.models import IntervalSchedule
+
+    schedule, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
+    for name, task in [
+        ("refresh stale user summaries", "users.tasks.refresh_stale_summaries"),
+        ("decay memory salience", "memories.tasks.decay_salience"),
+    ]:
+        PeriodicTask.objects.update_or_create(
+            name=name, defaults={"task": task, "interval": schedule, "last_run_at": None}
+        )
+
+
+def runs_of(task: str) -> int:
+    return PeriodicTask.objects.get(task=task).total_run_count
+
+
+def test_embedded_server_runs_the_sweep_and_decay_on_their_schedules(deploy, every_second):
+    deployment = deploy(OM_SCHEDULER_POLL_SECONDS="0.2")
+    om = deployment.client
+    om.add("User prefers window seats", user_id="flyer")  # first memory: summarised at once
+    om.add("User collects airline menus", user_id="flyer")  # below the interval: stale
+    paris = om.add("Paris is the capital of France")["id"]
+    Memory.objects.filter(pk=paris).update(decayed_at=F("decayed_at") - timedelta(days=10))
+
+    assert wait_for(lambda: om.get_user_summary("flyer")["reflection_count"] == 2)
+    assert "airline menus" in om.get_user_summary("flyer")["summary"]
+    assert wait_for(lambda: om.get(paris)["salience"] < 0.5 * math.exp(-0.005 * 9))
+    assert om.get(paris)["salience"] == pytest.approx(0.5 * math.exp(-0.005 * 10), rel=1e-3)
+
+    # Three gunicorn workers poll five times a second, but each run is claimed by one.
+    before, started = runs_of("memories.tasks.decay_salience"), time.monotonic()
+    time.sleep(3)
+    elapsed = time.monotonic() - started
+    assert 1 <= runs_of("memories.tasks.decay_salience") - before <= elapsed + 1
+
+
+@pytest.fixture
+def slow_llm():
+    """A chat-completions endpoint that takes a second per summary."""
+    FakeChat.calls = []
+    FakeChat.script = [{"sleep": 1, "content": PROFILE}]
+    server = serve(FakeChat)
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_embedded_regenerate_all_answers_at_once_and_works_in_the_background(
+    deploy, every_second, slow_llm
+):
+    for user in ("a", "b", "c", "d"):  # summarised here, by the extractive summarizer
+        memory_create(content=f"User {user} likes sailing", user_id=user)
+    deployment = deploy(OM_SUMMARIZER="llm", OM_LLM_BASE_URL=slow_llm, OM_LLM_TIMEOUT="5")
+
+    started = time.monotonic()
+    answer = deployment.client._request("POST", "/users/summaries/regenerate-all")
+
+    assert answer == {"ok": True, "queued": 4}
+    assert time.monotonic() - started < 2  # four summaries take at least four seconds
+    for user in ("a", "b", "c", "d"):
+        assert wait_for(lambda u=user: deployment.client.get_user_summary(u)["summary"] == PROFILE)
+        assert deployment.client.get_user_summary(user)["reflection_count"] == 2
