@@ -11,6 +11,7 @@ import math
 import uuid
 from collections import Counter, defaultdict
 
+from django.db import connections
 from django.db.models import Count, Sum
 
 from memories.models import Memory, MemoryQuerySet, MemoryTerm, as_uuid
@@ -45,22 +46,46 @@ def reindex_terms(memory: Memory, counts: Counter[str]) -> None:
     index_terms([(memory, counts)])
 
 
-def bm25(
-    scope: MemoryQuerySet, query: str, *, user_id: str | object | None = ALL_USERS
-) -> dict[uuid.UUID, float]:
+class Scores:
+    """BM25 scores of the memories that hold a query term, keyed as the database returned
+    their ids: converting every one to a UUID would cost more than scoring them, and only
+    the best few and the ranker's other candidates are ever looked up."""
+
+    def __init__(self, raw: dict[object, float], vendor: str) -> None:
+        self.raw = raw
+        self.hex_keys = vendor == "sqlite"  # Django stores UUIDs as 32 hex digits there
+        self.best_score = max(raw.values(), default=0.0)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def get(self, memory_id: uuid.UUID) -> float:
+        return self.raw.get(memory_id.hex if self.hex_keys else memory_id, 0.0)
+
+    def best(self, n: int) -> list[uuid.UUID]:
+        """The ids of the n best-scoring memories (ties by id)."""
+        top = sorted(self.raw.items(), key=lambda item: (-item[1], str(item[0])))[:n]
+        return [as_uuid(pk) for pk, _ in top]
+
+    def as_dict(self) -> dict[uuid.UUID, float]:
+        return {as_uuid(pk): score for pk, score in self.raw.items()}
+
+
+def bm25(scope: MemoryQuerySet, query: str, *, user_id: str | object | None = ALL_USERS) -> Scores:
     """BM25 score of every memory of `scope` that holds a term of `query` (others score 0).
 
     Document frequencies, the memory count and the average length are those of `user_id`'s
     memories (every memory when ALL_USERS), whatever narrower filters `scope` adds (sector,
     tags): a word is as rare as it is in that user's own history."""
+    vendor = connections[scope.db].vendor
     wanted = query_terms(query)
     if not wanted:
-        return {}
+        return Scores({}, vendor)
     owned = Memory.objects.all() if user_id is ALL_USERS else Memory.objects.for_user(user_id)
     stats = owned.aggregate(n=Count("pk"), length=Sum("term_count"))
     n, length = stats["n"], stats["length"] or 0
     if not n or not length:
-        return {}
+        return Scores({}, vendor)
     postings = MemoryTerm.objects.filter(term__in=wanted)
     if user_id is not ALL_USERS:
         postings = (
@@ -80,4 +105,4 @@ def bm25(
     for memory_id, term, tf, dl in rows:
         norm = K1 * (1 - B + B * dl / average)
         scores[memory_id] += idf[term] * tf * (K1 + 1) / (tf + norm)
-    return {as_uuid(pk): score for pk, score in scores.items()}
+    return Scores(dict(scores), vendor)

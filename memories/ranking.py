@@ -12,13 +12,15 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Q
 
-from memories.lexical import bm25
+from memories.lexical import Scores, bm25
 from memories.models import MemoryQuerySet
 from memories.vector_search import get_backend
 from openmemory import clock
 from openmemory.scope import ALL_USERS
 
 PARTS = ("vector", "lexical", "salience", "recency")
+# Context is looked up around this many of the best candidates (at least k).
+CONTEXT_SOURCES = 20
 # The vector part divides a similarity by the best one of the query, but never by less
 # than this: when nothing is close to the query, nothing scores high.
 VECTOR_FLOOR = 0.6
@@ -76,11 +78,12 @@ def rank_hybrid(
     found.similarity.update((h.memory_id, h.similarity) for h in hits)
     found.best_similarity = max([VECTOR_FLOOR, *(h.similarity for h in hits)])
     found.lexical = bm25(scope, query, user_id=user_id)
-    best_lexical = sorted(found.lexical, key=lambda pk: (-found.lexical[pk], str(pk)))[:pool]
-    found.load([h.memory_id for h in hits] + best_lexical)
-    if settings.OM_CONTEXT_WEIGHT > 0 and settings.OM_CONTEXT_WINDOW > 0:
-        found.load_context(settings.OM_CONTEXT_WINDOW)
-    ranked = [Ranked(pk, found.score(pk)) for pk in found.rows]
+    best_lexical = found.lexical.best(pool)
+    found.add(scope.filter(pk__in=list(dict.fromkeys([h.memory_id for h in hits] + best_lexical))))
+    window = settings.OM_CONTEXT_WINDOW if settings.OM_CONTEXT_WEIGHT > 0 else 0
+    if window:
+        found.add_context(window, sources=max(k, CONTEXT_SOURCES))
+    ranked = [Ranked(pk, found.score(pk, window)) for pk in found.rows]
     # Equal scores are ordered by id so that the same data always gives the same order.
     ranked.sort(key=lambda r: (-r.score, str(r.memory_id)))
     return ranked[:k]
@@ -95,7 +98,7 @@ class _Row:
 
 
 class _Candidates:
-    """The memories under consideration: their own scores, then their context's."""
+    """The memories under consideration, with their own scores."""
 
     def __init__(
         self, scope: MemoryQuerySet, vector_scope: MemoryQuerySet, vector: np.ndarray
@@ -105,33 +108,11 @@ class _Candidates:
         self.weights = weights()
         self.similarity: dict[uuid.UUID, float] = {}
         self.best_similarity = VECTOR_FLOOR
-        self.lexical: dict[uuid.UUID, float] = {}
+        self.lexical = Scores({}, "")
         self.rows: dict[uuid.UUID, _Row] = {}
-        self.context: dict[tuple[str | None, int], list[_Row]] = {}
-        self.window = 0
+        self.at: dict[tuple[str | None, int], list[_Row]] = {}
 
-    def load(self, ids: list[uuid.UUID]) -> None:
-        new = [pk for pk in dict.fromkeys(ids) if pk not in self.rows]
-        if new:
-            self._add(self.scope.filter(pk__in=new))
-
-    def load_context(self, window: int) -> None:
-        """Adds the memories around each candidate (same user, nearby positions)."""
-        wanted: dict[str | None, set[int]] = {}
-        for row in self.rows.values():
-            near = wanted.setdefault(row.user_id, set())
-            near.update(range(row.position - window, row.position + window + 1))
-        condition = Q()
-        for user_id, positions in wanted.items():
-            owner = Q(user_id__isnull=True) if user_id is None else Q(user_id=user_id)
-            condition |= owner & Q(position__in=sorted(positions))
-        if condition:
-            self._add(self.scope.filter(condition).exclude(pk__in=list(self.rows)))
-        for row in self.rows.values():
-            self.context.setdefault((row.user_id, row.position), []).append(row)
-        self.window = window
-
-    def _add(self, queryset: MemoryQuerySet) -> None:
+    def add(self, queryset: MemoryQuerySet) -> None:
         rows = list(
             queryset.values_list(
                 "id", "user_id", "position", "created_at", "salience", "last_seen_at"
@@ -146,31 +127,48 @@ class _Candidates:
             )
         w = self.weights
         half_life = settings.OM_RECENCY_HALF_LIFE_DAYS
-        best_lexical = max(self.lexical.values(), default=0.0)
+        best_lexical = self.lexical.best_score
         for key, user_id, position, created_at, salience, last_seen_at in rows:
             age_days = max(0.0, (self.now - last_seen_at).total_seconds() / 86400)
-            lexical = self.lexical.get(key, 0.0) / best_lexical if best_lexical else 0.0
+            lexical = self.lexical.get(key) / best_lexical if best_lexical else 0.0
             own = (
                 w["vector"] * _clip(self.similarity.get(key, 0.0) / self.best_similarity)
                 + w["lexical"] * lexical
                 + w["salience"] * _clip(salience)
                 + w["recency"] * math.pow(0.5, age_days / half_life)
             )
-            self.rows[key] = _Row(user_id, position, created_at, own)
+            row = _Row(user_id, position, created_at, own)
+            self.rows[key] = row
+            self.at.setdefault((user_id, position), []).append(row)
 
-    def score(self, pk: uuid.UUID) -> float:
+    def add_context(self, window: int, sources: int) -> None:
+        """Adds the memories stored around the best candidates (same user, nearby places):
+        only a strong memory lifts its neighbours above the others."""
+        best = sorted(self.rows.values(), key=lambda row: -row.own)[:sources]
+        condition = Q()
+        for row in best:
+            owner = Q(user_id__isnull=True) if row.user_id is None else Q(user_id=row.user_id)
+            near = (row.position - window, row.position + window)
+            condition |= owner & Q(position__range=near)
+        if condition:
+            self.add(self.scope.filter(condition).exclude(pk__in=list(self.rows)))
+
+    def score(self, pk: uuid.UUID, window: int) -> float:
         row = self.rows[pk]
-        weight = settings.OM_CONTEXT_WEIGHT
-        if weight <= 0 or not self.window:
+        if not window:
             return _clip(row.own)
         gap = settings.OM_CONTEXT_GAP_SECONDS
         best = 0.0
-        for offset in range(-self.window, self.window + 1):
+        for offset in range(-window, window + 1):
             if offset == 0:
                 continue
-            for other in self.context.get((row.user_id, row.position + offset), ()):
-                if abs((other.created_at - row.created_at).total_seconds()) <= gap:
-                    best = max(best, other.own)
+            for other in self.at.get((row.user_id, row.position + offset), ()):
+                if (
+                    other.own > best
+                    and abs((other.created_at - row.created_at).total_seconds()) <= gap
+                ):
+                    best = other.own
+        weight = settings.OM_CONTEXT_WEIGHT
         return _clip((row.own + weight * best) / (1 + weight))
 
 

@@ -93,11 +93,11 @@ def test_bm25_uses_the_users_own_word_statistics(add):
     add("Adopted a greyhound named Pixel", user_id="u1")
     add("Walked the greyhound at the beach", user_id="u1")
     add("Bought a kettle", user_id="u1")
-    before = bm25(Memory.objects.for_user("u1"), "greyhound kettle", user_id="u1")
+    before = bm25(Memory.objects.for_user("u1"), "greyhound kettle", user_id="u1").as_dict()
     for i in range(30):  # another user who talks about kettles all day
         add(f"Kettle number {i} descaled", user_id="u2")
 
-    after = bm25(Memory.objects.for_user("u1"), "greyhound kettle", user_id="u1")
+    after = bm25(Memory.objects.for_user("u1"), "greyhound kettle", user_id="u1").as_dict()
 
     assert after == before
     # The textbook formula over u1's three memories: N = 3, lengths 4, 3, 2 (stop words out).
@@ -270,7 +270,8 @@ def test_the_word_index_follows_edits_and_deletes(add, api):
     memory = add("Adopted a greyhound named Pixel", user_id="u1")["id"]
 
     def found(words: str) -> list[str]:
-        return [str(pk) for pk in bm25(Memory.objects.for_user("u1"), words, user_id="u1")]
+        found = bm25(Memory.objects.for_user("u1"), words, user_id="u1")
+        return [str(pk) for pk in found.as_dict()]
 
     assert found("greyhound") == [memory]
     api.patch(f"/memory/{memory}", {"content": "Adopted a whippet named Pixel"}, format="json")
