@@ -96,3 +96,9 @@ def memories_for_export(*, user_id: str | object = ALL_USERS, chunk: int = 500):
         queryset = queryset.for_user(user_id)
     queryset = queryset.defer("embedding").prefetch_related("tags").order_by("created_at", "id")
     return queryset.iterator(chunk_size=chunk)
+
+
+def memories_awaiting_embedding() -> int:
+    """How many memories are not yet embedded by the configured model (0 once a change of
+    OM_EMBEDDINGS has been fully re-embedded)."""
+    return Memory.objects.exclude(embedding_model=get_provider().model_id).count()

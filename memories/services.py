@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -23,6 +25,8 @@ from openmemory import clock
 from openmemory.exceptions import ServiceError
 from openmemory.scope import ALL_USERS
 from users import services as user_services
+
+logger = logging.getLogger("openmemory")
 
 
 @dataclass(frozen=True)
@@ -498,26 +502,56 @@ def memories_import(*, records: list[dict]) -> ImportResult:
     return ImportResult(created=len(inserted), skipped=len(records) - len(inserted))
 
 
+REEMBED_TASK = "memories.tasks.reembed_memories"
+
+
+def memories_reembed_start() -> bool:
+    """Starts re-embedding in the background when memories of another model exist (after a
+    change of OM_EMBEDDINGS): in a Celery worker, or without a broker in this process's
+    scheduler thread. Until it is done, search finds those memories by their words.
+    Returns whether there was anything to do."""
+    if not Memory.objects.exclude(embedding_model=get_provider().model_id).exists():
+        return False
+    from openmemory import scheduler
+    from openmemory.celery import app
+
+    if scheduler.embedded():
+        scheduler.run_soon(REEMBED_TASK)
+    else:
+        transaction.on_commit(lambda: app.send_task(REEMBED_TASK))
+    return True
+
+
 def memories_reembed(*, batch: int = 256, on_progress=None) -> int:
     """Re-embeds every memory not yet embedded by the configured provider, in batches, each
     committed on its own: an interrupted run keeps its work, and the next run continues with
-    the rows still on the old model. Search only ever compares vectors of the configured
-    model, so a half-migrated database answers from the migrated part. Returns the count."""
+    the rows still on the old model. Search compares only vectors of the configured model
+    (memories still on the old one are found by their words meanwhile). Returns the count.
+
+    Several runs may overlap (every server process starts one after a model change, a task
+    may be redelivered): each starts at a random point of the id space and re-reads what is
+    still stale before every batch, so overlapping runs mostly split the work; a row done
+    twice just gets the same vector again."""
     provider = get_provider()
     stale = Memory.objects.exclude(embedding_model=provider.model_id).order_by("pk")
-    total, done, last_pk = stale.count(), 0, None
-    while True:
-        page = stale if last_pk is None else stale.filter(pk__gt=last_pk)
-        rows = list(page.only("pk", "content")[:batch])
-        if not rows:
-            return done
-        vectors = provider.embed([memory.content for memory in rows])
-        for memory, vector in zip(rows, vectors, strict=True):
-            memory.embedding = vector
-            memory.embedding_model = provider.model_id
-            memory.embedding_dim = len(vector)
-        with transaction.atomic():
-            Memory.objects.bulk_update(rows, ["embedding", "embedding_model", "embedding_dim"])
-        done, last_pk = done + len(rows), rows[-1].pk
-        if on_progress is not None:
-            on_progress(done, total)
+    total, done = stale.count(), 0
+    pivot = uuid.uuid4()
+    for part in (stale.filter(pk__gte=pivot), stale.filter(pk__lt=pivot)):
+        last_pk = None
+        while True:
+            page = part if last_pk is None else part.filter(pk__gt=last_pk)
+            rows = list(page.only("pk", "content")[:batch])
+            if not rows:
+                break
+            vectors = provider.embed([memory.content for memory in rows])
+            for memory, vector in zip(rows, vectors, strict=True):
+                memory.embedding = vector
+                memory.embedding_model = provider.model_id
+                memory.embedding_dim = len(vector)
+            with transaction.atomic():
+                Memory.objects.bulk_update(rows, ["embedding", "embedding_model", "embedding_dim"])
+            done, last_pk = done + len(rows), rows[-1].pk
+            logger.info("re-embedding: %d/%d memories with %s", done, total, provider.model_id)
+            if on_progress is not None:
+                on_progress(done, total)
+    return done

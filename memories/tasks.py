@@ -12,3 +12,10 @@ def decay_salience() -> int:
     from memories.services import memories_decay
 
     return memories_decay()
+
+
+@shared_task(**RELIABLE)
+def reembed_memories() -> int:
+    from memories.services import memories_reembed
+
+    return memories_reembed()

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from memories.embeddings import get_provider
 from memories.sectors import SECTORS
+from memories.selectors import memories_awaiting_embedding
 
 VERSION = "0.1.0"
 
@@ -29,6 +30,11 @@ class HealthView(APIView):
                     "version": serializers.CharField(),
                     "database": serializers.CharField(),
                     "embeddings": serializers.CharField(),
+                    "embeddings_pending": serializers.IntegerField(
+                        help_text="memories not yet embedded with the configured model "
+                        "(re-embedding runs in the background; they are found by their "
+                        "words meanwhile)"
+                    ),
                 },
             )
         }
@@ -42,6 +48,7 @@ class HealthView(APIView):
                 "version": VERSION,
                 "database": connection.vendor,
                 "embeddings": get_provider().model_id,
+                "embeddings_pending": memories_awaiting_embedding(),
             }
         )
 

@@ -26,3 +26,14 @@ if not settings.OM_API_KEYS:
 from openmemory import scheduler  # noqa: E402
 
 scheduler.start()
+
+# After a change of OM_EMBEDDINGS, memories of the old model are re-embedded in the background
+# (they are found by their words meanwhile); progress shows in the log and in /health.
+from django.db import DatabaseError  # noqa: E402
+
+from memories.services import memories_reembed_start  # noqa: E402
+
+try:
+    memories_reembed_start()
+except DatabaseError as exc:  # not migrated yet: the periodic run picks it up later
+    logging.getLogger("openmemory").warning("re-embedding not started: %s", exc)
