@@ -110,4 +110,3 @@ def test_a_retrieval_boost_during_the_decay_pass_is_kept(
         memories_decay(now=tomorrow)
 
     assert salience(memory) == pytest.approx(0.5 * math.exp(-0.005) + 0.2, rel=1e-4)
-
