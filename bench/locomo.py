@@ -222,12 +222,30 @@ def start_server(database: str, port: int, api_key: str) -> subprocess.Popen:
     raise SystemExit("bench server did not become healthy")
 
 
-def run_server(conversations: list[Conversation], api: Api) -> tuple[Scores, dict]:
+def analyze(args: argparse.Namespace, server: subprocess.Popen | None):
+    """On a PostgreSQL server this script started: fresh planner statistics after the load,
+    as autovacuum gives a running deployment (it is off on these machines)."""
+    if server is None or args.database != "postgres":
+        return None
+
+    def run() -> None:
+        import psycopg
+
+        pg = os.environ.get("OM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+        database = os.environ.get("OM_BENCH_DB", "openmemory_bench")
+        with psycopg.connect(f"{pg}/{database}", autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+
+    return run
+
+
+def run_server(conversations: list[Conversation], api: Api, after_adds=None) -> tuple[Scores, dict]:
     tag = uuid.uuid4().hex[:6]
     add_times: list[float] = []
     query_times: list[float] = []
     scores = Scores()
     violations = 0
+    users: dict[str, tuple[str, dict[str, str]]] = {}
     for conv in conversations:
         user_id = f"locomo-{conv.sample_id}-{tag}"
         by_memory: dict[str, str] = {}
@@ -235,7 +253,12 @@ def run_server(conversations: list[Conversation], api: Api) -> tuple[Scores, dic
             body, elapsed = api.post("/memory/add", {"content": content, "user_id": user_id})
             add_times.append(elapsed)
             by_memory[body["id"]] = dia_id
+        users[conv.sample_id] = (user_id, by_memory)
         print(f"  {conv.sample_id}: {len(conv.turns)} turns stored", file=sys.stderr)
+    if after_adds is not None:
+        after_adds()
+    for conv in conversations:
+        user_id, by_memory = users[conv.sample_id]
         for question in conv.questions:
             request = {"query": question["question"], "k": K, "filters": {"user_id": user_id}}
             body, elapsed = api.post("/memory/query", request)
@@ -297,7 +320,7 @@ def main() -> None:
     try:
         api = Api(base_url, args.api_key)
         health = api.get("/health")
-        ours, timing = run_server(conversations, api)
+        ours, timing = run_server(conversations, api, after_adds=analyze(args, server))
     finally:
         if server is not None:
             server.terminate()

@@ -124,7 +124,18 @@ def _rows(
     unscored = [row[0] for row in rows if row[0] not in similarity]
     if unscored:
         similarity.update(get_backend().similarities(vector_scope, vector, unscored))
-    return [(*row, similarity.get(row[0], 0.0)) for row in rows]
+    return [
+        (
+            pk,
+            user_id,
+            position,
+            created.timestamp(),
+            salience,
+            seen.timestamp(),
+            similarity.get(pk, 0.0),
+        )
+        for pk, user_id, position, created, salience, seen in rows
+    ]
 
 
 class _Candidates:
@@ -134,9 +145,9 @@ class _Candidates:
         self.keys = [row[0] for row in rows]
         self.users = [row[1] for row in rows]
         self.position = np.array([row[2] for row in rows], dtype=np.int64)
-        self.created = np.array([row[3].timestamp() for row in rows], dtype=np.float64)
+        self.created = np.array([row[3] for row in rows], dtype=np.float64)
         self.salience = np.array([row[4] for row in rows], dtype=np.float64)
-        self.last_seen = np.array([row[5].timestamp() for row in rows], dtype=np.float64)
+        self.last_seen = np.array([row[5] for row in rows], dtype=np.float64)
         self.similarity = np.array([row[6] for row in rows], dtype=np.float64)
         self.lexical = np.array([lexical_of(key, 0.0) for key in self.keys], dtype=np.float64)
         self.own = np.zeros(len(rows))
