@@ -502,26 +502,6 @@ def memories_import(*, records: list[dict]) -> ImportResult:
     return ImportResult(created=len(inserted), skipped=len(records) - len(inserted))
 
 
-REEMBED_TASK = "memories.tasks.reembed_memories"
-
-
-def memories_reembed_start() -> bool:
-    """Starts re-embedding in the background when memories of another model exist (after a
-    change of OM_EMBEDDINGS): in a Celery worker, or without a broker in this process's
-    scheduler thread. Until it is done, search finds those memories by their words.
-    Returns whether there was anything to do."""
-    if not Memory.objects.exclude(embedding_model=get_provider().model_id).exists():
-        return False
-    from openmemory import scheduler
-    from openmemory.celery import app
-
-    if scheduler.embedded():
-        scheduler.run_soon(REEMBED_TASK)
-    else:
-        transaction.on_commit(lambda: app.send_task(REEMBED_TASK))
-    return True
-
-
 def memories_reembed(*, batch: int = 256, on_progress=None) -> int:
     """Re-embeds every memory not yet embedded by the configured provider, in batches, each
     committed on its own: an interrupted run keeps its work, and the next run continues with

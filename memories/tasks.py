@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from users.tasks import RELIABLE
 
@@ -19,3 +20,10 @@ def reembed_memories() -> int:
     from memories.services import memories_reembed
 
     return memories_reembed()
+
+
+@worker_ready.connect
+def _reembed_when_a_worker_starts(**_) -> None:
+    # After a change of OM_EMBEDDINGS the workers restart with it: catch up at once rather
+    # than at the next scheduled run. Idempotent, so several workers starting is harmless.
+    reembed_memories.delay()

@@ -23,17 +23,11 @@ if not settings.OM_API_KEYS:
     )
 
 # Without a broker no beat runs: this serving process runs the periodic tasks itself.
+from memories.tasks import reembed_memories  # noqa: E402
 from openmemory import scheduler  # noqa: E402
 
-scheduler.start()
-
 # After a change of OM_EMBEDDINGS, memories of the old model are re-embedded in the background
-# (they are found by their words meanwhile); progress shows in the log and in /health.
-from django.db import DatabaseError  # noqa: E402
-
-from memories.services import memories_reembed_start  # noqa: E402
-
-try:
-    memories_reembed_start()
-except DatabaseError as exc:  # not migrated yet: the periodic run picks it up later
-    logging.getLogger("openmemory").warning("re-embedding not started: %s", exc)
+# (found by their words meanwhile; progress in the log and /health): here by the scheduler
+# thread, with a broker by the workers as they start (memories/tasks.py).
+if scheduler.start():
+    scheduler.run_soon(reembed_memories.name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from memories.embeddings import get_provider
-from memories.services import memories_reembed_start
+from memories.services import memories_reembed
 from tests.live import wait_for
 
 
@@ -43,10 +43,10 @@ def test_reembedding_moves_every_memory_to_the_new_model(add, api, query, switch
     add("Allergic to peanuts", user_id="u1")
     switch_model()
 
-    assert memories_reembed_start() is True  # no scheduler thread in tests: runs right here
+    assert memories_reembed() == 2
 
     assert api.get("/health").json()["embeddings_pending"] == 0
-    assert memories_reembed_start() is False  # nothing left to do
+    assert memories_reembed() == 0  # nothing left to do
     settings.OM_RANKING = "vector"
     assert query("Plays the cello", k=1, user_id="u1")[0]["id"] == target
 

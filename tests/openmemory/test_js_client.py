@@ -48,6 +48,9 @@ def drive(node, live_server, transactional_db, settings):
     """Runs drive.mjs against a fresh live server requiring API_KEY; returns its JSON."""
     settings.OM_API_KEYS = [API_KEY]
     settings.OM_USER_SUMMARY_INTERVAL = 30
+    # Scores from the memory alone, so that test_update_bumps_version_and_re_embeds can tell
+    # the new vector from the old one.
+    settings.OM_CONTEXT_WEIGHT = 0.0
     # The live server listens on IPv4; Node may resolve "localhost" to ::1 first.
     base_url = live_server.url.replace("://localhost:", "://127.0.0.1:")
 
@@ -169,9 +172,10 @@ def test_update_bumps_version_and_re_embeds(js):
     assert updated["tags"] == ["evening", "ui"]
     [match] = js["query_after_update"]["matches"]
     assert match["id"] == js["dark_mode"]["id"]
-    # The exact new text: hybrid score 0.91 (vector 1, every word, just seen, salience 0.5);
-    # a vector left from the old text would score about 0.5.
-    assert match["score"] > 0.9
+    # The exact new text: hybrid score 0.975 (the best vector and the best word match, just
+    # seen, salience 0.5); with the old text's vector left in place the vector part would be
+    # at most 0.5 / 0.6 and the score at most 0.9.
+    assert match["score"] > 0.95
 
 
 def test_reinforce(js):

@@ -347,6 +347,7 @@ class TestServer:
             "version": VERSION,
             "database": connection.vendor,
             "embeddings": f"synthetic-v1-{settings.OM_VECTOR_DIM}",
+            "embeddings_pending": 0,
         }
 
     def test_sectors(self, om):
