@@ -54,26 +54,38 @@ def reindex_terms(memory: Memory, counts: Counter[str]) -> None:
 
 class Scores:
     """BM25 scores of the memories that hold a query term, keyed as the database returned
-    their ids: converting every one to a UUID would cost more than scoring them, and only
-    the best few and the ranker's other candidates are ever looked up."""
+    their ids (converting every one to a UUID would cost more than scoring them), and the
+    word part of the hybrid score derived from them.
 
-    def __init__(self, raw: dict[object, float], vendor: str) -> None:
+    The part is BM25 relative to the query's best match in the scope, times the square root
+    of the share of the query's word weight (summed IDF) the memory holds: a memory that
+    shares one ordinary word with the question does not get as much as one that holds its
+    rare words, even when it is the best word match there is. On LoCoMo the square root
+    gave +1.3 points of recall@10 over BM25 alone as the part (a plain share, -0.3)."""
+
+    def __init__(self, raw: dict[object, float], coverage: dict[object, float], vendor: str):
         self.raw = raw
         self.hex_keys = vendor == "sqlite"  # Django stores UUIDs as 32 hex digits there
-        self.best_score = max(raw.values(), default=0.0)
+        best = max(raw.values(), default=0.0)
+        self.part = (
+            {pk: score / best * math.sqrt(coverage[pk]) for pk, score in raw.items()}
+            if best
+            else {}
+        )
 
     def __len__(self) -> int:
         return len(self.raw)
 
-    def get(self, memory_id: uuid.UUID) -> float:
-        return self.raw.get(memory_id.hex if self.hex_keys else memory_id, 0.0)
+    def part_of(self, memory_id: uuid.UUID) -> float:
+        return self.part.get(memory_id.hex if self.hex_keys else memory_id, 0.0)
 
     def best(self, n: int) -> list[uuid.UUID]:
-        """The ids of the n best-scoring memories (ties by id)."""
-        top = sorted(self.raw.items(), key=lambda item: (-item[1], str(item[0])))[:n]
+        """The ids of the n memories with the largest word part (ties by id)."""
+        top = sorted(self.part.items(), key=lambda item: (-item[1], str(item[0])))[:n]
         return [as_uuid(pk) for pk, _ in top]
 
     def as_dict(self) -> dict[uuid.UUID, float]:
+        """BM25 by memory id."""
         return {as_uuid(pk): score for pk, score in self.raw.items()}
 
 
@@ -92,12 +104,12 @@ def bm25(
     vendor = connections[Memory.objects.db].vendor
     wanted = query_terms(query)
     if not wanted:
-        return Scores({}, vendor)
+        return Scores({}, {}, vendor)
     owned = Memory.objects.all() if user_id is ALL_USERS else Memory.objects.for_user(user_id)
     stats = owned.aggregate(n=Count("*"), length=Sum("term_count"))
     n, length = stats["n"], stats["length"] or 0
     if not n or not length:
-        return Scores({}, vendor)
+        return Scores({}, {}, vendor)
     postings = MemoryTerm.objects.filter(term__in=wanted)
     if user_id is not ALL_USERS:
         postings = (
@@ -111,10 +123,13 @@ def bm25(
     idf = {term: math.log(1 + (n - df + 0.5) / (df + 0.5)) for term, df in frequency.items()}
     average = length / n
     scores: dict[object, float] = defaultdict(float)
+    held: dict[object, float] = defaultdict(float)
+    weight = sum(idf.values())
     if within is not None:
         postings = postings.filter(memory__in=within.order_by().values("pk"))
     rows = postings.raw_rows("memory_id", "term", "frequency", "length")
     for memory_id, term, tf, dl in rows:
         norm = K1 * (1 - B + B * dl / average)
         scores[memory_id] += idf[term] * tf * (K1 + 1) / (tf + norm)
-    return Scores(dict(scores), vendor)
+        held[memory_id] += idf[term] / weight
+    return Scores(dict(scores), held, vendor)

@@ -4,6 +4,7 @@ recency)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +63,8 @@ def rank_hybrid(
         score   = (own + c * best own score of its context) / (1 + c)
 
     vector   cosine similarity / the query's best similarity (at least VECTOR_FLOOR);
-    lexical  BM25 over the user's own memories / the query's best BM25 score;
+    lexical  BM25 over the user's own memories / the query's best BM25 score, times the
+             square root of the share of the query's word weight it holds (lexical.Scores);
     salience as stored (reinforcement raises it, decay lowers it);
     recency  0.5 ** (days since the memory was last seen / OM_RECENCY_HALF_LIFE_DAYS);
     context  the memories up to OM_CONTEXT_WINDOW places before and after it in its user's
@@ -81,7 +83,7 @@ def rank_hybrid(
     if scanned is not None:
         # The whole scope in one read (a user's memories): every memory is a candidate and
         # its context is already at hand.
-        found = _Candidates.of(scanned, lexical.raw.get)
+        found = _Candidates(scanned, lexical.part.get)
         found.score_own(max([VECTOR_FLOOR, *found.similarity]))
     else:
         # Too large to read whole: the best of each search, then their context.
@@ -91,14 +93,14 @@ def rank_hybrid(
         best_similarity = max([VECTOR_FLOOR, *similarity.values()])
         ids = list(dict.fromkeys([h.memory_id for h in hits] + lexical.best(pool)))
         rows = _rows(scope.filter(pk__in=ids), vector_scope, vector, similarity)
-        found = _Candidates.of(rows, lexical.get)
+        found = _Candidates(rows, lexical.part_of)
         found.score_own(best_similarity)
         if window:
             around = found.around(window, sources=max(k, CONTEXT_SOURCES))
             if around:
                 nearby = scope.filter(around).exclude(pk__in=[row[0] for row in rows])
                 rows += _rows(nearby, vector_scope, vector, similarity)
-                found = _Candidates.of(rows, lexical.get)
+                found = _Candidates(rows, lexical.part_of)
                 found.score_own(best_similarity)
     scores = found.with_context(window)
     if not len(scores):
@@ -141,7 +143,7 @@ def _rows(
 class _Candidates:
     """The memories under consideration, as columns: own scores, then context."""
 
-    def __init__(self, rows: list[Scanned], lexical_of) -> None:
+    def __init__(self, rows: list[Scanned], lexical_of: Callable[[object], float | None]) -> None:
         self.keys = [row[0] for row in rows]
         self.users = [row[1] for row in rows]
         self.position = np.array([row[2] for row in rows], dtype=np.int64)
@@ -149,20 +151,15 @@ class _Candidates:
         self.salience = np.array([row[4] for row in rows], dtype=np.float64)
         self.last_seen = np.array([row[5] for row in rows], dtype=np.float64)
         self.similarity = np.array([row[6] for row in rows], dtype=np.float64)
-        self.lexical = np.array([lexical_of(key, 0.0) for key in self.keys], dtype=np.float64)
+        self.lexical = np.array([lexical_of(key) or 0.0 for key in self.keys], dtype=np.float64)
         self.own = np.zeros(len(rows))
-
-    @classmethod
-    def of(cls, rows: list[Scanned], lexical_get) -> _Candidates:
-        return cls(rows, lambda key, default: lexical_get(key) or default)
 
     def score_own(self, best_similarity: float) -> None:
         w = weights()
-        best_lexical = self.lexical.max(initial=0.0)
         age_days = np.maximum(0.0, clock.now().timestamp() - self.last_seen) / 86400
         self.own = (
             w["vector"] * np.clip(self.similarity / best_similarity, 0.0, 1.0)
-            + w["lexical"] * (self.lexical / best_lexical if best_lexical else 0.0)
+            + w["lexical"] * self.lexical
             + w["salience"] * np.clip(self.salience, 0.0, 1.0)
             + w["recency"] * np.power(0.5, age_days / settings.OM_RECENCY_HALF_LIFE_DAYS)
         )

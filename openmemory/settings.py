@@ -100,7 +100,9 @@ _engine = DATABASES["default"]["ENGINE"]
 if _engine.endswith("sqlite3"):
     # SQLite will not create missing directories; the embedded default must just work.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Connections are kept (per gunicorn thread) like PostgreSQL's: opening one costs Django
+    # its PRAGMAs and function registrations on every request otherwise.
+    DATABASES["default"]["CONN_MAX_AGE"] = 60
     # A file (not :memory:) so that tests can share the test database with a real Celery
     # worker or gunicorn started as a subprocess.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
