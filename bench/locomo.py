@@ -198,14 +198,14 @@ def start_server(database: str, port: int, api_key: str) -> subprocess.Popen:
         "OM_API_KEY": api_key,
         "OM_RATE_LIMIT": "0",
     }
-    log = open(ROOT / "data" / "bench" / f"locomo-{database}.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        ["bash", str(ROOT / "bench" / "serve.sh"), database],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(ROOT / "data" / "bench" / f"locomo-{database}.log", "w") as log:
+        process = subprocess.Popen(
+            ["bash", str(ROOT / "bench" / "serve.sh"), database],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

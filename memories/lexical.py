@@ -15,17 +15,12 @@ from django.db import connections
 from django.db.models import Count, Sum
 
 from memories.models import Memory, MemoryQuerySet, MemoryTerm, as_uuid
-from memories.text import query_terms, terms
+from memories.text import query_terms
 from openmemory.scope import ALL_USERS
 
 # Okapi BM25's usual constants (also the defaults of Lucene and of the bm25s library).
 K1 = 1.5
 B = 0.75
-
-
-def memory_terms(content: str) -> Counter[str]:
-    """The terms a memory's content is indexed under, with their frequencies."""
-    return terms(content)
 
 
 def index_terms(rows: list[tuple[Memory, Counter[str]]]) -> None:
@@ -72,9 +67,6 @@ class Scores:
             if best
             else {}
         )
-
-    def __len__(self) -> int:
-        return len(self.raw)
 
     def part_of(self, memory_id: uuid.UUID) -> float:
         return self.part.get(memory_id.hex if self.hex_keys else memory_id, 0.0)

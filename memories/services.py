@@ -17,10 +17,11 @@ from django.db.models.functions import Exp, Greatest, Least
 
 from memories import validation
 from memories.embeddings import embed_one, get_provider
-from memories.lexical import index_terms, memory_terms, reindex_terms
+from memories.lexical import index_terms, reindex_terms
 from memories.models import Memory, Tag
 from memories.sectors import SECTORS, classify
 from memories.selectors import memory_get
+from memories.text import terms
 from openmemory import clock
 from openmemory.exceptions import ServiceError
 from openmemory.scope import ALL_USERS
@@ -122,7 +123,7 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
             results[index] = CreateResult(pending[key], deduplicated=True)
             continue
         sector = classify(item.content, item.metadata)
-        counts = memory_terms(item.content)
+        counts = terms(item.content)
         memory = Memory(
             user_id=item.user_id,
             content=item.content,
@@ -296,7 +297,7 @@ def _update_locked(
                 raise ServiceError("an identical memory already exists for this user", 409)
             memory.content = content
             memory.content_hash = digest
-            counts = memory_terms(content)
+            counts = terms(content)
             memory.term_count = sum(counts.values())
             reindex_terms(memory, counts)
             memory.embedding = embedded.vector
@@ -451,18 +452,18 @@ def memories_import(*, records: list[dict]) -> ImportResult:
     vectors = get_provider().embed([record["content"] for record in fresh])
     model_id = get_provider().model_id
     rows: list[tuple[Memory, list[str]]] = []
-    terms: dict[str, Counter[str]] = {}
+    counted: dict[str, Counter[str]] = {}
     for record, vector in zip(fresh, vectors, strict=True):
         sector = classify(record["content"], record["metadata"])
         primary = record.get("primary_sector") or sector.primary
         created = record.get("created_at") or clock.now()
-        terms[str(record["id"])] = memory_terms(record["content"])
+        counted[str(record["id"])] = terms(record["content"])
         memory = Memory(
             id=record["id"],
             user_id=record["user_id"],
             content=record["content"],
             content_hash=content_hash(record["content"]),
-            term_count=sum(terms[str(record["id"])].values()),
+            term_count=sum(counted[str(record["id"])].values()),
             metadata=record["metadata"],
             primary_sector=primary,
             sectors=record.get("sectors") or sector.sectors,
@@ -495,7 +496,7 @@ def memories_import(*, records: list[dict]) -> ImportResult:
         }
         inserted = [(m, tags) for m, tags in rows if str(m.pk) in stored]
         _attach_tags(inserted)
-        index_terms([(m, terms[str(m.pk)]) for m, _ in inserted])
+        index_terms([(m, counted[str(m.pk)]) for m, _ in inserted])
         counts = Counter(m.user_id for m, _ in inserted if m.user_id is not None)
         if counts:
             user_services.user_summary_note_added(counts=dict(counts))

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from memories.lexical import bm25
 from memories.models import Memory
 from openmemory.clock import to_ms
 
@@ -51,6 +52,11 @@ def test_export_then_import_restores_everything_and_is_idempotent(two_users, api
         "/memory/query", {"query": "Porto", "filters": {"user_id": "alice"}}, format="json"
     ).json()["matches"]
     assert matches[0]["content"] == "Alice lives in Porto"
+    # Imported memories are in the word index and keep their order as each user's context.
+    porto = Memory.objects.get(content="Alice lives in Porto").pk
+    assert list(bm25("Porto", user_id="alice").as_dict()) == [porto]
+    order = Memory.objects.for_user("alice").order_by("position").values_list("content", flat=True)
+    assert list(order) == ["Alice likes tea", "Alice lives in Porto"]
 
     again = io.StringIO()
     call_command("import", str(path), stdout=again, stderr=io.StringIO())
