@@ -45,9 +45,11 @@ beat: migrate
 	@test -n "$$CELERY_BROKER_URL" || (echo "set CELERY_BROKER_URL, e.g. redis://127.0.0.1:6379/0"; exit 1)
 	$(BIN)/celery -A openmemory beat --loglevel=INFO
 
+# lint-imports: the one direction of imports between the apps (contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

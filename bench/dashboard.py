@@ -58,9 +58,9 @@ def load(args: argparse.Namespace) -> list[tuple[str, str]]:
     """Stores the memories; returns (user_id, content) samples for the searches."""
     from load import TextGenerator  # bench/load.py: the same texts as the HTTP benchmark
 
+    from core import clock
     from memories.models import Memory
     from memories.services import MemoryInput, memory_create_batch
-    from openmemory import clock
 
     generator = TextGenerator(random.Random(args.seed))
     users = [f"user-{i:05d}" for i in range(1, args.users + 1)]

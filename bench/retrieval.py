@@ -278,7 +278,7 @@ def run_mode(mode: Mode, data: Dataset, to_turn: dict[str, str]) -> float:
     asked_at = datetime.fromisoformat(max(t["date"] for t in data.turns)).replace(
         tzinfo=UTC
     ) + timedelta(days=1)
-    with using_ranking(ranking), mock.patch("openmemory.clock.now", return_value=asked_at):
+    with using_ranking(ranking), mock.patch("core.clock.now", return_value=asked_at):
         for q in data.questions:
             turns = [to_turn[mid] for mid in rank(q) if mid in to_turn]
             result = score(turns, q["answer_turn_ids"])

@@ -45,9 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def seed_user(user_id: str, size: int, rng: random.Random, texts) -> None:
     """`size` distinct memories for one user, then varied salience and last-seen times so
     the ranking has real work to do (a fresh batch would tie on both)."""
+    from core import clock
     from memories.models import Memory
     from memories.services import MemoryInput, memory_create_batch
-    from openmemory import clock
 
     ids = []
     for start in range(0, size, CHUNK):

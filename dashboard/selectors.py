@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db.models import Count, Max, Q
 
+from core import clock
 from memories.models import Memory, Tag
 from memories.sectors import SECTOR_NAMES
 from memories.selectors import Match, memory_list, memory_query
-from openmemory import clock
 from users.models import UserSummary
 
 

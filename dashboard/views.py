@@ -15,9 +15,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from core.validation import is_user_id
 from dashboard import charts, selectors
 from memories.models import Memory
-from memories.validation import is_user_id
 from users.models import UserSummary
 
 DEFAULT_K = 10

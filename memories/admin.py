@@ -10,10 +10,10 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.functional import cached_property
 
+from core.exceptions import ServiceError
+from core.validation import clean_user_id
 from memories.models import Memory, Tag
 from memories.services import memory_create, memory_delete, memory_update
-from memories.validation import clean_user_id
-from openmemory.exceptions import ServiceError
 
 admin.site.site_header = "OpenMemory administration"
 admin.site.site_title = "OpenMemory admin"

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 from django.conf import settings
 
-from openmemory.exceptions import ServiceError
+from core.exceptions import ServiceError
 
 
 class EmbeddingError(ServiceError):

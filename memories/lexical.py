@@ -14,9 +14,9 @@ from collections import Counter, defaultdict
 from django.db import connections
 from django.db.models import Count, Sum
 
+from core.scope import ALL_USERS
 from memories.models import Memory, MemoryQuerySet, MemoryTerm, as_uuid
 from memories.text import query_terms
-from openmemory.scope import ALL_USERS
 
 # Okapi BM25's usual constants (also the defaults of Lucene and of the bm25s library).
 K1 = 1.5

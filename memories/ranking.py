@@ -11,12 +11,12 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Q
 
+from core import clock
+from core.scope import ALL_USERS
 from memories.embeddings import get_provider
 from memories.lexical import bm25
 from memories.models import MemoryQuerySet, as_uuid
 from memories.vector_search import SCAN_FIELDS, Scanned, get_backend
-from openmemory import clock
-from openmemory.scope import ALL_USERS
 
 PARTS = ("vector", "lexical", "salience", "recency")
 # Context is looked up around this many of the best candidates (at least k).

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from core.clock import to_ms
 from memories.models import Memory
 from memories.selectors import Match
-from openmemory.clock import to_ms
 
 
 def memory_item(memory: Memory) -> dict:

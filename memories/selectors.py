@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from core.exceptions import NotFound
+from core.scope import ALL_USERS
 from memories.embeddings import embed_query, get_provider
 from memories.models import Memory
 from memories.ranking import rank_hybrid, rank_vector
-from openmemory.exceptions import NotFound
-from openmemory.scope import ALL_USERS
 
 
 def memory_get(
@@ -89,6 +89,16 @@ def memory_query(
 
 def user_has_memories(*, user_id: str) -> bool:
     return Memory.objects.for_user(user_id).exists()
+
+
+def users_with_memories() -> list[str]:
+    """Every user who has a memory, sorted (the shared pool is no user)."""
+    return sorted(
+        Memory.objects.filter(user_id__isnull=False)
+        .order_by()
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
 
 
 def memories_for_export(*, user_id: str | object = ALL_USERS, chunk: int = 500):

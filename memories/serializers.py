@@ -6,7 +6,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from memories import validation
+from core import validation
 from memories.representation import MATCH_FIELDS
 from memories.sectors import SECTOR_NAMES
 
@@ -206,19 +206,6 @@ class MemoryListSerializer(PageSerializer):
     user_id = UserIdField(required=False)
 
 
-class ContextSerializer(serializers.Serializer):
-    user_id = UserIdField(
-        error_messages={"required": "user_id required", "null": "user_id required"}
-    )
-    query = StrictCharField(
-        required=False,
-        allow_blank=True,
-        max_length=settings.OM_MAX_CONTENT_CHARS,
-        error_messages={"invalid": "query must be a string"},
-    )
-    k = k_field()
-
-
 # --- Response shapes (documentation for the OpenAPI schema; views build plain dicts) -------
 
 
@@ -287,13 +274,6 @@ class ReinforcedSerializer(serializers.Serializer):
 class DeletedSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     id = serializers.CharField()
-
-
-class ContextOutSerializer(serializers.Serializer):
-    user_id = serializers.CharField()
-    summary = serializers.CharField(allow_blank=True)
-    matches = MatchOutSerializer(many=True)
-    context = serializers.CharField()
 
 
 class MillisecondsField(serializers.IntegerField):

@@ -15,17 +15,21 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, FloatField, Func, Max, Q, Value, When
 from django.db.models.functions import Exp, Greatest, Least
 
-from memories import validation
+from core import clock, validation
+from core.exceptions import ServiceError
+from core.scope import ALL_USERS
 from memories.embeddings import embed_one, get_provider
 from memories.lexical import index_terms, reindex_terms
 from memories.models import Memory, Tag
 from memories.sectors import SECTORS, classify
 from memories.selectors import memory_get
+from memories.signals import (
+    memories_created,
+    memory_changed,
+    memory_deleted,
+    user_memories_deleted,
+)
 from memories.text import terms
-from openmemory import clock
-from openmemory.exceptions import ServiceError
-from openmemory.scope import ALL_USERS
-from users import services as user_services
 
 logger = logging.getLogger("openmemory")
 
@@ -159,7 +163,7 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
             memory.last_seen_at = now
     added = Counter(memory.user_id for memory, _ in new_rows if memory.user_id is not None)
     if added:
-        user_services.user_summary_note_added(counts=dict(added))
+        memories_created.send(sender=Memory, counts=dict(added))
     return results  # type: ignore[return-value]
 
 
@@ -322,7 +326,7 @@ def _update_locked(
         found = _tags_by_name(set(tags))
         memory.tags.set([found[name] for name in tags])
     if memory.user_id is not None:
-        user_services.user_summary_invalidate(user_id=memory.user_id)
+        memory_changed.send(sender=Memory, user_id=memory.user_id)
 
 
 @transaction.atomic
@@ -330,7 +334,7 @@ def memory_delete(*, memory_id: str, within: str | object = ALL_USERS) -> None:
     memory = memory_get(memory_id=memory_id, within=within, for_update=True)
     memory.delete()
     if memory.user_id is not None:
-        user_services.user_summary_invalidate(user_id=memory.user_id)
+        memory_deleted.send(sender=Memory, user_id=memory.user_id)
 
 
 def memory_reinforce(*, memory_id: str, boost: float, within: str | object = ALL_USERS) -> Memory:
@@ -362,10 +366,13 @@ def memories_note_retrieved(*, memory_ids: list[str], boost: float | None = None
     )
 
 
+@transaction.atomic
 def memories_delete_for_user(*, user_id: str) -> int:
     """Removes every memory of one user, with its vector and tag links; returns how many."""
     _, per_model = Memory.objects.for_user(user_id).delete()
-    return per_model.get(Memory._meta.label, 0)
+    deleted = per_model.get(Memory._meta.label, 0)
+    user_memories_deleted.send(sender=Memory, user_id=user_id, deleted=deleted)
+    return deleted
 
 
 class _EpochDays(Func):
@@ -499,7 +506,7 @@ def memories_import(*, records: list[dict]) -> ImportResult:
         index_terms([(m, counted[str(m.pk)]) for m, _ in inserted])
         counts = Counter(m.user_id for m, _ in inserted if m.user_id is not None)
         if counts:
-            user_services.user_summary_note_added(counts=dict(counts))
+            memories_created.send(sender=Memory, counts=dict(counts))
     return ImportResult(created=len(inserted), skipped=len(records) - len(inserted))
 
 

@@ -5,20 +5,17 @@ from __future__ import annotations
 from celery import shared_task
 from celery.signals import worker_ready
 
-from users.tasks import RELIABLE
+from core.tasks import RELIABLE
+from memories.services import memories_decay, memories_reembed
 
 
 @shared_task(**RELIABLE)
 def decay_salience() -> int:
-    from memories.services import memories_decay
-
     return memories_decay()
 
 
 @shared_task(**RELIABLE)
 def reembed_memories() -> int:
-    from memories.services import memories_reembed
-
     return memories_reembed()
 
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from access.auth import scope_of
+from core.parsers import parse
+from core.scope import NOT_GIVEN
 from memories import selectors, services
 from memories.representation import match_item, memory_item
+from memories.sectors import SECTORS
 from memories.serializers import (
     AddedSerializer,
     BatchAddedSerializer,
-    ContextOutSerializer,
-    ContextSerializer,
     DeletedSerializer,
     MemoryAddSerializer,
     MemoryBatchSerializer,
@@ -28,14 +31,6 @@ from memories.serializers import (
     ReinforceSerializer,
     UpdatedMemorySerializer,
 )
-from openmemory.auth import scope_of
-from openmemory.scope import NOT_GIVEN
-
-
-def parse(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def request_user(raw: object, data: dict) -> object:
@@ -105,23 +100,6 @@ class MemoryViewSet(viewsets.ViewSet):
         services.memories_note_retrieved(memory_ids=[m.memory.pk for m in matches])
         return Response(body)
 
-    @extend_schema(request=ContextSerializer, responses={200: ContextOutSerializer})
-    @action(detail=False, methods=["post"], url_path="context")
-    def context(self, request: Request) -> Response:
-        from users.selectors import user_context
-
-        data = parse(ContextSerializer, request.data)
-        user_id = scope_of(request).check_user(data["user_id"])
-        context = user_context(user_id=user_id, query=data.get("query"), k=data["k"])
-        body = {
-            "user_id": context.user_id,
-            "summary": context.summary,
-            "matches": [match_item(m) for m in context.matches],
-            "context": context.text,
-        }
-        services.memories_note_retrieved(memory_ids=[m.memory.pk for m in context.matches])
-        return Response(body)
-
     @extend_schema(parameters=[MemoryListSerializer], responses={200: MemoryListOutSerializer})
     @action(detail=False, methods=["get"], url_path="all")
     def all(self, request: Request) -> Response:
@@ -161,3 +139,31 @@ class MemoryViewSet(viewsets.ViewSet):
     def destroy(self, request: Request, memory_id: str) -> Response:
         services.memory_delete(memory_id=memory_id, within=scope_of(request).visible)
         return Response({"ok": True, "id": memory_id})
+
+
+class SectorsView(APIView):
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Sectors",
+                {
+                    "sectors": serializers.ListField(child=serializers.CharField()),
+                    "configs": serializers.DictField(),
+                },
+            )
+        }
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "sectors": list(SECTORS),
+                "configs": {
+                    name: {
+                        "description": s.description,
+                        "decay_lambda": s.decay_lambda,
+                        "weight": s.weight,
+                    }
+                    for name, s in SECTORS.items()
+                },
+            }
+        )

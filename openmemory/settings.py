@@ -7,8 +7,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from openmemory.env import env_bool, env_choice, env_float, env_int, env_list, env_str
-from openmemory.secret_key import stored_secret_key
+from core.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from core.secret_key import stored_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("OM_DATA_DIR", str(BASE_DIR / "data")))
@@ -53,14 +53,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "openmemory.apps.OpenMemoryConfig",
+    "access",
     "memories",
     "users",
     "dashboard",
 ]
 
 MIDDLEWARE = [
-    "openmemory.middleware.RateLimitHeadersMiddleware",
-    "openmemory.middleware.BodySizeLimitMiddleware",
+    "core.middleware.RateLimitHeadersMiddleware",
+    "core.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -181,16 +182,16 @@ CACHES = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["openmemory.auth.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["access.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [
-        "openmemory.auth.HasApiKey",
-        "openmemory.scope.NamesOnlyItsUser",
+        "access.auth.HasApiKey",
+        "access.scope.NamesOnlyItsUser",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["openmemory.ratelimit.KeyRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["openmemory.parsers.LenientJSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.ratelimit.KeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.LenientJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "openmemory.exceptions.err_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "openmemory.schema.ErrAutoSchema",
+    "EXCEPTION_HANDLER": "core.exceptions.err_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.ErrAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -307,7 +308,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Without a broker there is no beat: each server process runs beat's periodic tasks (the
 # same rows, editable in the admin) in a thread of its own, claiming each run through the
-# database so that one process runs it (openmemory/scheduler.py). Checked this often.
+# database so that one process runs it (core/scheduler.py). Checked this often.
 OM_EMBEDDED_SCHEDULER = env_bool("OM_EMBEDDED_SCHEDULER", True)
 OM_SCHEDULER_POLL_SECONDS = env_float("OM_SCHEDULER_POLL_SECONDS", 30.0, minimum=0.1)
 

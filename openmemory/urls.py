@@ -5,9 +5,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from memories.views import MemoryViewSet
-from openmemory.views import HealthView, SectorsView
-from users.views import UserViewSet
+from memories.views import MemoryViewSet, SectorsView
+from openmemory.views import HealthView
+from users.views import MemoryContextView, UserViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("memory", MemoryViewSet, basename="memory")
@@ -20,10 +20,12 @@ urlpatterns = [
     path("sectors", SectorsView.as_view(), name="sectors"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    # Before the router: its memory/<id> route would take "context" for an id.
+    path("memory/context", MemoryContextView.as_view(), name="memory-context"),
     path("", include(router.urls)),
 ]
 
-handler400 = "openmemory.exceptions.handler400"
-handler403 = "openmemory.exceptions.handler403"
-handler404 = "openmemory.exceptions.handler404"
-handler500 = "openmemory.exceptions.handler500"
+handler400 = "core.exceptions.handler400"
+handler403 = "core.exceptions.handler403"
+handler404 = "core.exceptions.handler404"
+handler500 = "core.exceptions.handler500"

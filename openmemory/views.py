@@ -1,4 +1,4 @@
-"""Server-wide endpoints: health and the sector catalogue."""
+"""Server-wide endpoints: health."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from memories.embeddings import get_provider
-from memories.sectors import SECTORS
 from memories.selectors import memories_awaiting_embedding
 
 VERSION = "0.1.0"
@@ -49,33 +48,5 @@ class HealthView(APIView):
                 "database": connection.vendor,
                 "embeddings": get_provider().model_id,
                 "embeddings_pending": memories_awaiting_embedding(),
-            }
-        )
-
-
-class SectorsView(APIView):
-    @extend_schema(
-        responses={
-            200: inline_serializer(
-                "Sectors",
-                {
-                    "sectors": serializers.ListField(child=serializers.CharField()),
-                    "configs": serializers.DictField(),
-                },
-            )
-        }
-    )
-    def get(self, request: Request) -> Response:
-        return Response(
-            {
-                "sectors": list(SECTORS),
-                "configs": {
-                    name: {
-                        "description": s.description,
-                        "decay_lambda": s.decay_lambda,
-                        "weight": s.weight,
-                    }
-                    for name, s in SECTORS.items()
-                },
             }
         )

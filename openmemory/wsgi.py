@@ -7,12 +7,16 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openmemory.settings")
 
-from openmemory.middleware import ChunkedBodyMiddleware
+django_application = get_wsgi_application()
+
+# Imported once Django is set up: the middleware's module loads DRF, which loads the
+# authentication classes named in the settings, and with them access's models.
+from django.conf import settings  # noqa: E402
+
+from core.middleware import ChunkedBodyMiddleware  # noqa: E402
 
 # Below Django: Django reads no body that comes without a Content-Length (chunked).
-application = ChunkedBodyMiddleware(get_wsgi_application())
-
-from django.conf import settings  # noqa: E402
+application = ChunkedBodyMiddleware(django_application)
 
 if not settings.OM_API_KEYS:
     logging.getLogger("openmemory").warning(
@@ -23,8 +27,8 @@ if not settings.OM_API_KEYS:
     )
 
 # Without a broker no beat runs: this serving process runs the periodic tasks itself.
+from core import scheduler  # noqa: E402
 from memories.tasks import reembed_memories  # noqa: E402
-from openmemory import scheduler  # noqa: E402
 
 # After a change of OM_EMBEDDINGS, memories of the old model are re-embedded in the background
 # (found by their words meanwhile; progress in the log and /health): here by the scheduler

@@ -88,9 +88,9 @@ def _fresh_providers():
     test stored (then rolled back) must not close the API for the next test."""
     from django.core.cache import cache
 
+    from access.selectors import forget_stored_keys
     from memories.embeddings import get_provider
     from memories.vector_search import get_backend
-    from openmemory.auth import forget_stored_keys
 
     get_provider.cache_clear()
     get_backend.cache_clear()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,9 +10,14 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from openmemory import clock
-from openmemory.exceptions import NotFound
-from users.models import ApiKey, UserSummary
+from core import clock, scheduler
+from core.exceptions import NotFound
+from memories.selectors import Match, memory_query, user_has_memories, users_with_memories
+from memories.services import memories_delete_for_user
+from users import summarizer
+from users.models import UserSummary
+from users.selectors import user_summary_stored
+from users.tasks import regenerate_user_summary
 
 logger = logging.getLogger("openmemory")
 
@@ -70,7 +73,6 @@ def _enqueue_regeneration(user_id: str) -> None:
     """Sends the regeneration once the caller's transaction commits (so the worker sees the
     new memories). If the broker is down the write still stands: the summary stays stale
     and the scheduled sweep regenerates it."""
-    from users.tasks import regenerate_user_summary
 
     def send() -> None:
         try:
@@ -118,15 +120,12 @@ def user_summary_regenerate(*, user_id: str) -> UserSummary:
     edits and requests after its start keep the summary pending, invalidated or stale, so a
     later regeneration (the interval, the edit's own, or the sweep) covers them.
     """
-    from memories.selectors import user_has_memories
-    from users.summarizer import summarize
-
     if not user_has_memories(user_id=user_id):
         UserSummary.objects.filter(user_id=user_id).delete()
         raise NotFound("user not found")
     row, _ = UserSummary.objects.get_or_create(user_id=user_id)
     seen = _Snapshot(pk=row.pk, generation=row.generation, memories_added=row.memories_added)
-    built = summarize(user_id)
+    built = summarizer.summarize(user_id)
     with transaction.atomic():
         summary = UserSummary.objects.select_for_update().filter(pk=seen.pk).first()
         if summary is None:  # the user's memories were deleted meanwhile
@@ -182,15 +181,7 @@ def user_summaries_regenerate_all() -> int:
     to the in-process scheduler instead, which regenerates every stale summary in the
     background, and the request returns at once.
     """
-    from memories.models import Memory
-    from openmemory import scheduler
-
-    user_ids = sorted(
-        Memory.objects.filter(user_id__isnull=False)
-        .order_by()
-        .values_list("user_id", flat=True)
-        .distinct()
-    )
+    user_ids = users_with_memories()
     with transaction.atomic():
         UserSummary.objects.bulk_create(
             [UserSummary(user_id=user_id) for user_id in user_ids], ignore_conflicts=True
@@ -207,49 +198,46 @@ def user_summaries_regenerate_all() -> int:
 
 
 def user_delete_memories(*, user_id: str) -> int:
-    """Deletes the user's memories (vectors and tag links with them) and their summary."""
-    from memories.services import memories_delete_for_user
-
-    with transaction.atomic():
-        deleted = memories_delete_for_user(user_id=user_id)
-        UserSummary.objects.filter(user_id=user_id).delete()
-    return deleted
+    """Deletes the user's memories (vectors and tag links with them) and, through memories'
+    announcement (user_summary_forget), their summary."""
+    return memories_delete_for_user(user_id=user_id)
 
 
-def api_key_create(*, user_id: str | None, name: str = "") -> tuple[ApiKey, str]:
-    """A new key for one user (or, with user_id None, an admin key). Returns the row and the
-    key itself, which is not stored and cannot be shown again."""
-    raw = "om_" + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(
-        name=name, user_id=user_id, prefix=raw[:10], key_hash=api_key_hash(raw)
-    )
-    keys_changed()
-    return key, raw
+def user_summary_forget(*, user_id: str) -> None:
+    """After every memory of the user was deleted: nothing is left to summarise."""
+    UserSummary.objects.filter(user_id=user_id).delete()
 
 
-def api_key_revoke(*, key_id: int) -> ApiKey:
-    key = ApiKey.objects.get(pk=key_id)
-    if key.revoked_at is None:
-        key.revoked_at = clock.now()
-        key.save(update_fields=["revoked_at"])
-    keys_changed()
-    return key
+def user_summary_fresh(*, user_id: str) -> UserSummary:
+    """The stored summary; built now for a user with memories but no summary yet, or whose
+    summary may quote memories that were since edited or deleted."""
+    summary = user_summary_stored(user_id=user_id)
+    if summary is not None and user_has_memories(user_id=user_id):
+        return summary
+    return user_summary_regenerate(user_id=user_id)  # 404 "user not found" when none
 
 
-def api_key_hash(raw: str) -> str:
-    # Keys are 256 random bits: a plain SHA-256 cannot be reversed or brute-forced, and a
-    # fast hash keeps the lookup on every request cheap.
-    return hashlib.sha256(raw.encode()).hexdigest()
+@dataclass(frozen=True)
+class Context:
+    user_id: str
+    summary: str
+    matches: list[Match]
+    text: str
 
 
-def api_key_touch(*, key: ApiKey) -> None:
-    """Records use, at most once a minute per key, so that requests do not all write."""
-    now = clock.now()
-    if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-
-
-def keys_changed() -> None:
-    from openmemory.auth import forget_stored_keys
-
-    forget_stored_keys()
+def user_context(*, user_id: str, query: str | None, k: int) -> Context:
+    """Prompt-ready context for one user: their summary, plus (unless OM_USE_SUMMARY_ONLY,
+    or without a query) the memories most relevant to the query. A user with no memories
+    gets an empty context rather than an error: apps ask before they know anything. A
+    service: the summary may be built (and stored) on the way."""
+    try:
+        summary = user_summary_fresh(user_id=user_id).summary
+    except NotFound:
+        summary = ""
+    matches: list[Match] = []
+    if query and not settings.OM_USE_SUMMARY_ONLY:
+        matches = memory_query(query=query, k=k, user_id=user_id)
+    lines = [f"User profile: {summary or '(nothing known yet)'}"]
+    if matches:
+        lines += ["", "Relevant memories:"] + [f"- {m.memory.content}" for m in matches]
+    return Context(user_id=user_id, summary=summary, matches=matches, text="\n".join(lines))

@@ -5,23 +5,12 @@ from __future__ import annotations
 import contextlib
 
 from celery import shared_task
-from django.db import DatabaseError
 
-from openmemory.exceptions import NotFound
+from core.exceptions import NotFound
+from core.tasks import RELIABLE
 
-# acks_late + reject_on_worker_lost: a worker killed mid-task leaves the message unacked, so
-# the broker hands it to another worker. Regenerating twice is harmless (the text is rebuilt
-# from the memories), so redelivery never corrupts anything.
-RELIABLE = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "ignore_result": True,
-    "autoretry_for": (DatabaseError,),
-    "retry_backoff": 2,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
+# users.services enqueues these tasks (it imports this module), so each task imports the
+# service it runs when it runs.
 
 
 @shared_task(**RELIABLE)

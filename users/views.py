@@ -1,4 +1,4 @@
-"""HTTP API for one user's memories and summary."""
+"""HTTP API for users: one user's memories and summary, and prompt context (/memory/context)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from memories.representation import memory_item
+from access.auth import scope_of
+from core.clock import to_ms
+from core.parsers import parse
+from core.validation import clean_user_id
+from memories import services as memory_services
+from memories.representation import match_item, memory_item
 from memories.selectors import memories_for_export
 from memories.serializers import MemoryOutSerializer, PageSerializer
-from memories.validation import clean_user_id
-from memories.views import parse
-from openmemory.auth import scope_of
-from openmemory.clock import to_ms
 from users import selectors, services
 from users.models import UserSummary
+from users.serializers import ContextOutSerializer, ContextSerializer
 
 
 def summary_item(summary: UserSummary) -> dict:
@@ -105,7 +108,7 @@ class UserViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get"], url_path="summary")
     def summary(self, request: Request, user_id: str) -> Response:
         user_id = scope_of(request).check_user(clean_user_id(user_id))
-        return Response(summary_item(selectors.user_summary_get(user_id=user_id)))
+        return Response(summary_item(services.user_summary_fresh(user_id=user_id)))
 
     @extend_schema(request=None, responses={200: RegeneratedOut})
     @action(detail=True, methods=["post"], url_path="summary/regenerate")
@@ -113,3 +116,21 @@ class UserViewSet(viewsets.ViewSet):
         user_id = scope_of(request).check_user(clean_user_id(user_id))
         summary = services.user_summary_regenerate(user_id=user_id)
         return Response({"ok": True, **summary_item(summary)})
+
+
+# POST /memory/context: a user's summary and relevant memories, ready for a prompt. (No
+# docstring: drf-spectacular would publish it as the operation's description.)
+class MemoryContextView(APIView):
+    @extend_schema(request=ContextSerializer, responses={200: ContextOutSerializer})
+    def post(self, request: Request) -> Response:
+        data = parse(ContextSerializer, request.data)
+        user_id = scope_of(request).check_user(data["user_id"])
+        context = services.user_context(user_id=user_id, query=data.get("query"), k=data["k"])
+        body = {
+            "user_id": context.user_id,
+            "summary": context.summary,
+            "matches": [match_item(m) for m in context.matches],
+            "context": context.text,
+        }
+        memory_services.memories_note_retrieved(memory_ids=[m.memory.pk for m in context.matches])
+        return Response(body)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from access.models import ApiKey
+from access.services import api_key_create
 from memories.admin import CappedCountPaginator
 from memories.models import Memory, Tag
 from memories.selectors import memory_query
-from users.models import ApiKey, UserSummary
-from users.services import api_key_create, user_summary_regenerate
+from users.models import UserSummary
+from users.services import user_summary_regenerate
 
 CHANGELIST = "/admin/memories/memory/"
 
@@ -277,7 +279,7 @@ def test_other_admin_pages_still_open(staff_client, path):
 
 def _revoke_in_the_admin(client, key: ApiKey) -> ApiKey:
     client.post(
-        "/admin/users/apikey/",
+        "/admin/access/apikey/",
         {"action": "revoke", "_selected_action": [key.pk], "index": 0},
     )
     key.refresh_from_db()
@@ -286,15 +288,15 @@ def _revoke_in_the_admin(client, key: ApiKey) -> ApiKey:
 
 def test_staff_who_may_only_view_keys_cannot_revoke_them(staff_with):
     key, _ = api_key_create(user_id="alice", name="alice's app")
-    client = staff_with("users.view_apikey")
+    client = staff_with("access.view_apikey")
 
-    assert client.get("/admin/users/apikey/").status_code == 200
+    assert client.get("/admin/access/apikey/").status_code == 200
     assert _revoke_in_the_admin(client, key).revoked_at is None
 
 
 def test_staff_who_may_change_keys_revoke_them(staff_with):
     key, _ = api_key_create(user_id="alice", name="alice's app")
 
-    client = staff_with("users.view_apikey", "users.change_apikey")
+    client = staff_with("access.view_apikey", "access.change_apikey")
 
     assert _revoke_in_the_admin(client, key).revoked_at is not None

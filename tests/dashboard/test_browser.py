@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from core import clock
 from memories.models import Memory
 from memories.services import MemoryInput, memory_create_batch
-from openmemory import clock
 from tests.live import missing_service
 from users.models import UserSummary
 

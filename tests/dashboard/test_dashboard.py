@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from django.db.models import Count
 
+from core import clock
 from dashboard.charts import daily_bar_chart
 from dashboard.selectors import dashboard_overview
 from memories.models import Memory
-from openmemory import clock
 from users.services import user_summary_regenerate
 
 

@@ -133,8 +133,8 @@ def test_add_counts_queries(api, django_assert_max_num_queries):
 )
 def test_services_enforce_the_limits_for_every_caller(db, fields, err):
     """The admin and imports call the service directly, without the API's serializers."""
+    from core.exceptions import ServiceError
     from memories.services import memory_create
-    from openmemory.exceptions import ServiceError
 
     with pytest.raises(ServiceError, match=err):
         memory_create(**fields)

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
+from core import clock
 from memories.models import Memory
 from memories.services import memories_decay
-from openmemory import clock
 
 
 def salience(memory_id: str) -> float:

@@ -13,11 +13,11 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
+from core import clock
 from memories.lexical import K1, B, bm25
 from memories.models import Memory
 from memories.ranking import PARTS
 from memories.selectors import memory_query
-from openmemory import clock
 from tests.live import ROOT
 
 # Turns of a conversation as an app would store them, one memory per turn.

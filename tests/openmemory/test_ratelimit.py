@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from users.services import api_key_create
+from access.services import api_key_create
 
 ATTACKER = "203.0.113.7"
 LOAD_BALANCER = "198.51.100.1"

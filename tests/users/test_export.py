@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from core.clock import to_ms
 from memories.lexical import bm25
 from memories.models import Memory
-from openmemory.clock import to_ms
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from rest_framework.test import APIClient
 
+from access.services import api_key_create
 from memories.models import Memory
-from users.services import api_key_create
 
 USERS = ["ana", "ben", "cai"]
 WORDS = st.sampled_from(["tea", "jazz", "chess", "Porto", "cats", "running", "python"])

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
+from core import clock
 from memories.models import Memory
 from memories.services import MemoryInput, memory_create_batch
-from openmemory import clock
 from tests.fakes import PROFILE, FakeChat, serve
 from tests.seed import SEED_FACTS
 from users.models import UserSummary

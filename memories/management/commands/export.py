@@ -7,12 +7,12 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.exceptions import ServiceError
+from core.scope import ALL_USERS
+from core.validation import clean_user_id
 from memories.models import Memory
 from memories.representation import memory_item
 from memories.selectors import memories_for_export
-from memories.validation import clean_user_id
-from openmemory.exceptions import ServiceError
-from openmemory.scope import ALL_USERS
 
 
 class Command(BaseCommand):

@@ -8,35 +8,15 @@ stored key must not open the server.
 from __future__ import annotations
 
 import hmac
-import time
 
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
-from openmemory.ratelimit import check_auth_failures, record_auth_failure
-from openmemory.scope import Scope
-
-# Whether any stored key exists, cached briefly: asking on every request would cost a query.
-# A key created or revoked in this process clears it at once; in other processes (a
-# `manage.py create_api_key` beside a running server) it takes effect within this time.
-STORED_KEYS_TTL = 5.0
-_stored_keys: tuple[float, bool] | None = None
-
-
-def forget_stored_keys() -> None:
-    global _stored_keys
-    _stored_keys = None
-
-
-def _any_stored_key() -> bool:
-    global _stored_keys
-    now = time.monotonic()
-    if _stored_keys is None or now - _stored_keys[0] > STORED_KEYS_TTL:
-        from users.models import ApiKey
-
-        _stored_keys = (now, ApiKey.objects.exists())
-    return _stored_keys[1]
+from access.scope import Scope
+from access.selectors import any_stored_key, api_key_find
+from access.services import api_key_touch
+from core.ratelimit import check_auth_failures, record_auth_failure
 
 
 class ApiClient:
@@ -80,7 +60,7 @@ def _is_env_key(presented: str) -> bool:
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiClient, str] | None:
         presented = _presented_key(request)
-        if not settings.OM_API_KEYS and not _any_stored_key():
+        if not settings.OM_API_KEYS and not any_stored_key():
             # Open to every program on the machine, but not to the web pages its browser shows.
             if _from_another_site(request):
                 raise exceptions.PermissionDenied(
@@ -92,9 +72,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         check_auth_failures(request)
         if _is_env_key(presented):
             return (ApiClient(Scope()), presented)
-        from users.selectors import api_key_find
-        from users.services import api_key_touch
-
         key = api_key_find(raw=presented)
         if key is None:
             record_auth_failure(request)

@@ -1,13 +1,12 @@
-"""OpenAPI description: the `{"err"}` error shape on every operation, and shared pieces."""
+"""OpenAPI description: the `{"err"}` error shape on every operation."""
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-# Every operation can answer these, each with {"err": "..."} (openmemory/exceptions.py).
+# Every operation can answer these, each with {"err": "..."} (core/exceptions.py).
 ERROR_STATUSES = {
     "400": "Invalid input: malformed JSON, a bad field, bad paging",
     "401": "API key required",
@@ -35,14 +34,3 @@ class ErrAutoSchema(AutoSchema):
                     OpenApiResponse(ErrorSerializer, description=description), code
                 )
         return responses
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "openmemory.auth.ApiKeyAuthentication"
-    name = ["bearer", "apiKey"]
-
-    def get_security_definition(self, auto_schema):
-        return [
-            {"type": "http", "scheme": "bearer"},
-            {"type": "apiKey", "in": "header", "name": "x-api-key"},
-        ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from users.models import ApiKey
-from users.services import api_key_revoke
+from access.models import ApiKey
+from access.services import api_key_revoke
 
 
 class Command(BaseCommand):

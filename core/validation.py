@@ -6,7 +6,7 @@ import json
 import math
 import re
 
-from openmemory.exceptions import ServiceError
+from core.exceptions import ServiceError
 
 # Letters, digits and the punctuation of common id schemes (emails, "auth0|123", UUIDs);
 # never '/', whitespace or anything that could read as a path. The anchors are for the

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from memories.validation import clean_user_id
-from openmemory.exceptions import ServiceError
-from users.services import api_key_create
+from access.services import api_key_create
+from core.exceptions import ServiceError
+from core.validation import clean_user_id
 
 
 class Command(BaseCommand):

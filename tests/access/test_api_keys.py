@@ -8,9 +8,9 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from access.models import ApiKey
+from access.services import api_key_create, api_key_revoke
 from memories.models import Memory
-from users.models import ApiKey
-from users.services import api_key_create, api_key_revoke
 
 
 def client_with(raw: str) -> APIClient:
@@ -219,7 +219,7 @@ def test_keys_are_created_in_the_admin_and_shown_once(db, client, settings):
     settings.OM_API_KEYS = []
     client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw-ops-123"))
 
-    response = client.post("/admin/users/apikey/add/", {"name": "app", "user_id": "erin"})
+    response = client.post("/admin/access/apikey/add/", {"name": "app", "user_id": "erin"})
 
     assert response.status_code == 302
     message = next(str(m) for m in get_messages(response.wsgi_request) if "om_" in str(m))
@@ -229,5 +229,5 @@ def test_keys_are_created_in_the_admin_and_shown_once(db, client, settings):
     erin = client_with(raw)
     assert erin.post("/memory/add", {"content": "Erin sails"}, format="json").status_code == 200
     assert erin.get("/users/frank/memories").status_code == 403
-    assert raw in client.get("/admin/users/apikey/").content.decode()  # the one showing
-    assert raw not in client.get("/admin/users/apikey/").content.decode()
+    assert raw in client.get("/admin/access/apikey/").content.decode()  # the one showing
+    assert raw not in client.get("/admin/access/apikey/").content.decode()

@@ -8,6 +8,7 @@ import queue
 import threading
 from datetime import datetime
 
+from celery import current_app
 from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import F
@@ -101,8 +102,8 @@ def _claim(task, now: datetime) -> bool:
 def _run(task_name: str, args: list | None = None, kwargs: dict | None = None) -> None:
     """Runs the task here, through Celery (so its retry policy applies), and logs a failure
     rather than raising: a scheduled run that fails is tried again at the next one."""
-    from openmemory.celery import app
-
+    # The project's Celery app (openmemory/celery.py makes it the default of every thread).
+    app = current_app
     if task_name not in app.tasks:
         # A server process imports task modules only as it uses them (a worker imports every
         # app's tasks at start): do what the worker does.

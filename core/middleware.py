@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from openmemory.exceptions import json_error
+from core.exceptions import json_error
 
 READ_BLOCK = 64 * 1024
 # An over-limit body is read and thrown away before the 413 goes out: a client still sending

@@ -8,16 +8,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-
-class _AllUsers:
-    def __repr__(self) -> str:
-        return "ALL_USERS"
-
-
-#: Every user's memories (and the shared pool), as opposed to None: the shared pool only.
-ALL_USERS = _AllUsers()
-#: A request that did not name a user at all.
-NOT_GIVEN = object()
+from core.scope import ALL_USERS, NOT_GIVEN, AllUsers
 
 
 class Scope:
@@ -45,7 +36,7 @@ class Scope:
             return self.user_id
         return self.check_user(requested)  # type: ignore[arg-type]
 
-    def for_read(self, requested: object = NOT_GIVEN) -> str | _AllUsers | None:
+    def for_read(self, requested: object = NOT_GIVEN) -> str | AllUsers | None:
         """The users a listing or search covers: unfiltered means everything for an admin
         key and the key's own user for a scoped key."""
         if self.user_id is None:
@@ -55,7 +46,7 @@ class Scope:
         return self.check_user(requested)  # type: ignore[arg-type]
 
     @property
-    def visible(self) -> str | _AllUsers:
+    def visible(self) -> str | AllUsers:
         """Whose memories can be fetched by id (others' answer 404, as if absent)."""
         return ALL_USERS if self.user_id is None else self.user_id
 

@@ -1,0 +1,1 @@
+"""Access: API keys, authentication and what each key may reach (its scope)."""

@@ -1,0 +1,1 @@
+"""Core: what every app relies on (errors, settings parsing, clock, request guards)."""
