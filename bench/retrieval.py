@@ -31,7 +31,6 @@ import gzip
 import json
 import math
 import os
-import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -48,7 +47,10 @@ K = 10
 CUTOFFS = (1, 5, 10)
 
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 from throwaway import add_database_argument, throwaway_django  # noqa: E402
+
+from memories.text import words  # noqa: E402  (plain Python: no Django set-up needed)
 
 # --- Data set ------------------------------------------------------------------------------
 
@@ -84,21 +86,10 @@ def half_of(data: Dataset, half: str) -> Dataset:
 
 # --- Lexical baseline ----------------------------------------------------------------------
 
-_TOKEN = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset(
-    (
-        "a about after again all am an and any are as at be been before being but by can could "
-        "did do does doing for from had has have having he her here hers him his how i if in "
-        "into is it its just me more most my myself no nor not now of off on once only or other "
-        "our out over own s same she should so some such t than that the their them then there "
-        "these they this those through to too under until up very was we were what when where "
-        "which while who whom why will with would you your user users ll ve re m d"
-    ).split()
-)
-
 
 def tokenize(text: str) -> list[str]:
-    return [w for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
+    # The server's words and stop words (memories/text.py), unstemmed: a plain baseline.
+    return words(text)
 
 
 class BM25:

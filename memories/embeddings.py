@@ -6,7 +6,6 @@ import functools
 import gzip
 import itertools
 import json
-import re
 import urllib.error
 import urllib.request
 import zlib
@@ -17,6 +16,7 @@ import numpy as np
 from django.conf import settings
 
 from core.exceptions import ServiceError
+from memories.text import words as text_words
 
 
 class EmbeddingError(ServiceError):
@@ -35,14 +35,6 @@ class EmbeddingProvider(Protocol):
 
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-_WORD = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset(
-    (
-        "a an and are as at be by did do does for from has have i in is it its of on or s so "
-        "that the their them they this to was were what when where which who why will with "
-        "you your user users about"
-    ).split()
-)
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -57,10 +49,11 @@ class SyntheticEmbeddings:
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
-        self.model_id = f"synthetic-v1-{dim}"
+        # v2: words and stop words are search's own (memories/text.py) since issue 14.
+        self.model_id = f"synthetic-v2-{dim}"
 
     def _features(self, text: str) -> list[tuple[str, float]]:
-        words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+        words = text_words(text)
         feats: list[tuple[str, float]] = []
         for word in words:
             feats.append(("w:" + word, 1.0))

@@ -1,4 +1,7 @@
-"""Words of a text as search sees them: one tokeniser, one stop-word list, one stemmer."""
+"""Words of a text as search sees them: one tokeniser, one stop-word list, one stemmer.
+
+The only such list: the lexical index, the synthetic embeddings and bench's BM25 baseline
+all read words through here."""
 
 from __future__ import annotations
 

@@ -128,4 +128,4 @@ def test_sectors_and_health(api):
     assert sectors["configs"]["semantic"]["decay_lambda"] == 0.005
 
     health = api.get("/health").json()
-    assert health["ok"] is True and health["embeddings"] == "synthetic-v1-384"
+    assert health["ok"] is True and health["embeddings"] == "synthetic-v2-384"

@@ -31,7 +31,7 @@ def test_after_a_model_change_memories_are_found_by_words_and_counted_in_health(
     health = api.get("/health").json()
     [found] = query("cello", k=1, user_id="u1")
 
-    assert health["embeddings"] == "synthetic-v1-64"
+    assert health["embeddings"] == "synthetic-v2-64"
     assert health["embeddings_pending"] == 2
     assert found["id"] == ids[0]  # by its words: its old vector is never compared
     settings.OM_RANKING = "vector"
@@ -63,7 +63,7 @@ def test_a_server_started_with_another_model_reembeds_by_itself(deploy):
 
     def migrated() -> bool:
         health = second.client.health()
-        return health["embeddings"] == "synthetic-v1-64" and health["embeddings_pending"] == 0
+        return health["embeddings"] == "synthetic-v2-64" and health["embeddings_pending"] == 0
 
     assert wait_for(migrated, timeout=30)
     matches = second.client.query("Memory number 3 about gardening", k=1, filters={"user_id": "g"})

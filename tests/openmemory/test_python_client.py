@@ -346,7 +346,7 @@ class TestServer:
             "ok": True,
             "version": VERSION,
             "database": connection.vendor,
-            "embeddings": f"synthetic-v1-{settings.OM_VECTOR_DIM}",
+            "embeddings": f"synthetic-v2-{settings.OM_VECTOR_DIM}",
             "embeddings_pending": 0,
         }
 
