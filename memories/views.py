@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from memories import selectors, services
-from memories.representation import match_item, memory_item
+from memories.representation import created_item, match_item, memory_item
 from memories.serializers import (
     AddedSerializer,
     BatchAddedSerializer,
@@ -41,17 +41,6 @@ def parse(serializer_class, data) -> dict:
 def request_user(raw: object, data: dict) -> object:
     """The user_id a body named (None included), or NOT_GIVEN when it named none."""
     return data["user_id"] if isinstance(raw, dict) and "user_id" in raw else NOT_GIVEN
-
-
-def created_item(result: services.CreateResult) -> dict:
-    body = {
-        "id": str(result.memory.id),
-        "primary_sector": result.memory.primary_sector,
-        "sectors": result.memory.sectors,
-    }
-    if result.deduplicated:
-        body["deduplicated"] = True
-    return body
 
 
 class MemoryViewSet(viewsets.ViewSet):

@@ -77,10 +77,41 @@ def _is_env_key(presented: str) -> bool:
     return matched
 
 
+def api_is_open() -> bool:
+    return not settings.OM_API_KEYS and not _any_stored_key()
+
+
+def key_scope(presented: str) -> ApiClient | None:
+    """The caller a presented key stands for, or None when no such key is active."""
+    if _is_env_key(presented):
+        return ApiClient(Scope())
+    from users.selectors import api_key_find
+    from users.services import api_key_touch
+
+    key = api_key_find(raw=presented)
+    if key is None:
+        return None
+    api_key_touch(key=key)
+    return ApiClient(Scope(key.user_id), key.pk)
+
+
+def scope_for_key(presented: str | None) -> Scope:
+    """What a caller with no HTTP request (the stdio MCP server) may reach with this key:
+    the HTTP rules, less the per-address limits and browser checks that need a request."""
+    if api_is_open():
+        return Scope()
+    if presented is None:
+        raise exceptions.NotAuthenticated("api key required")
+    client = key_scope(presented)
+    if client is None:
+        raise exceptions.PermissionDenied("invalid api key")
+    return client.scope
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiClient, str] | None:
         presented = _presented_key(request)
-        if not settings.OM_API_KEYS and not _any_stored_key():
+        if api_is_open():
             # Open to every program on the machine, but not to the web pages its browser shows.
             if _from_another_site(request):
                 raise exceptions.PermissionDenied(
@@ -90,17 +121,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if presented is None:
             return None
         check_auth_failures(request)
-        if _is_env_key(presented):
-            return (ApiClient(Scope()), presented)
-        from users.selectors import api_key_find
-        from users.services import api_key_touch
-
-        key = api_key_find(raw=presented)
-        if key is None:
+        client = key_scope(presented)
+        if client is None:
             record_auth_failure(request)
             raise exceptions.PermissionDenied("invalid api key")
-        api_key_touch(key=key)
-        return (ApiClient(Scope(key.user_id), key.pk), presented)
+        return (client, presented)
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="openmemory"'

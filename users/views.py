@@ -17,18 +17,8 @@ from memories.serializers import MemoryOutSerializer, PageSerializer
 from memories.validation import clean_user_id
 from memories.views import parse
 from openmemory.auth import scope_of
-from openmemory.clock import to_ms
 from users import selectors, services
-from users.models import UserSummary
-
-
-def summary_item(summary: UserSummary) -> dict:
-    return {
-        "user_id": summary.user_id,
-        "summary": summary.summary,
-        "reflection_count": summary.reflection_count,
-        "updated_at": to_ms(summary.updated_at),
-    }
+from users.representation import summary_item
 
 
 def _summary_fields() -> dict[str, serializers.Field]:
