@@ -10,8 +10,6 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from mcpserver.bridge import get_bridge
-from mcpserver.tools import CALLER
 from openmemory.auth import HasApiKey, scope_of
 
 # Set by the transport itself or by hop-by-hop rules, not copied from the SDK's answer.
@@ -46,6 +44,11 @@ class McpView(APIView):
 
 def forward(request: Request) -> HttpResponse:
     """Hands the request to the SDK with the caller's scope and returns what it answers."""
+    # Imported here: a server whose clients never use MCP never loads the SDK (about a second
+    # of start-up and tens of MB per gunicorn worker).
+    from mcpserver.bridge import get_bridge
+    from mcpserver.tools import CALLER
+
     body = request.body
     environ = {
         **request.META,
