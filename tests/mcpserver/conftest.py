@@ -62,7 +62,9 @@ class Mcp:
     ) -> AsyncIterator[Session]:
         if self.transport == "http":
             headers = {"Authorization": f"Bearer {key}"} if key else {}
-            async with httpx2.AsyncClient(headers=headers) as http:
+            # httpx waits 5 s by default; the SDK's own client 30 s. A worker's first MCP request
+            # loads the SDK (about a second).
+            async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
                 transport = streamable_http_client(self.url, http_client=http)
                 async with Client(transport, mode=mode) as client:
                     yield Session(client)
