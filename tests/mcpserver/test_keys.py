@@ -66,3 +66,21 @@ def test_stdio_refuses_to_start_without_a_valid_key(keyed, settings, key, messag
 
     with pytest.raises(CommandError, match=message):
         call_command("mcp", *(["--api-key", key] if key else []))
+
+
+def test_an_open_server_refuses_other_hosts_and_other_sites(db, settings):
+    """Django's checks stand in for the SDK's DNS-rebinding guard, which the bridge turns off."""
+    settings.OM_API_KEYS = []
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+    client = APIClient()
+
+    rebound = client.post("/mcp", INITIALIZE, format="json", HTTP_HOST="rebound.example")
+    cross_site = client.post(
+        "/mcp", INITIALIZE, format="json", HTTP_HOST="localhost", HTTP_ORIGIN="http://evil.example"
+    )
+
+    assert (rebound.status_code, rebound.json()) == (400, {"err": "bad request"})
+    assert (cross_site.status_code, cross_site.json()) == (
+        403,
+        {"err": "cross-site browser request refused: the API has no key"},
+    )
