@@ -81,7 +81,7 @@ def api_is_open() -> bool:
     return not settings.OM_API_KEYS and not _any_stored_key()
 
 
-def key_scope(presented: str) -> ApiClient | None:
+def caller_for_key(presented: str) -> ApiClient | None:
     """The caller a presented key stands for, or None when no such key is active."""
     if _is_env_key(presented):
         return ApiClient(Scope())
@@ -102,7 +102,7 @@ def scope_for_key(presented: str | None) -> Scope:
         return Scope()
     if presented is None:
         raise exceptions.NotAuthenticated("api key required")
-    client = key_scope(presented)
+    client = caller_for_key(presented)
     if client is None:
         raise exceptions.PermissionDenied("invalid api key")
     return client.scope
@@ -121,7 +121,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if presented is None:
             return None
         check_auth_failures(request)
-        client = key_scope(presented)
+        client = caller_for_key(presented)
         if client is None:
             record_auth_failure(request)
             raise exceptions.PermissionDenied("invalid api key")
