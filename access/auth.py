@@ -57,10 +57,38 @@ def _is_env_key(presented: str) -> bool:
     return matched
 
 
+def api_is_open() -> bool:
+    return not settings.OM_API_KEYS and not any_stored_key()
+
+
+def caller_for_key(presented: str) -> ApiClient | None:
+    """The caller a presented key stands for, or None when no such key is active."""
+    if _is_env_key(presented):
+        return ApiClient(Scope())
+    key = api_key_find(raw=presented)
+    if key is None:
+        return None
+    api_key_touch(key=key)
+    return ApiClient(Scope(key.user_id), key.pk)
+
+
+def scope_for_key(presented: str | None) -> Scope:
+    """What a caller with no HTTP request (the stdio MCP server) may reach with this key:
+    the HTTP rules, less the per-address limits and browser checks that need a request."""
+    if api_is_open():
+        return Scope()
+    if presented is None:
+        raise exceptions.NotAuthenticated("api key required")
+    client = caller_for_key(presented)
+    if client is None:
+        raise exceptions.PermissionDenied("invalid api key")
+    return client.scope
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiClient, str] | None:
         presented = _presented_key(request)
-        if not settings.OM_API_KEYS and not any_stored_key():
+        if api_is_open():
             # Open to every program on the machine, but not to the web pages its browser shows.
             if _from_another_site(request):
                 raise exceptions.PermissionDenied(
@@ -70,14 +98,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if presented is None:
             return None
         check_auth_failures(request)
-        if _is_env_key(presented):
-            return (ApiClient(Scope()), presented)
-        key = api_key_find(raw=presented)
-        if key is None:
+        client = caller_for_key(presented)
+        if client is None:
             record_auth_failure(request)
             raise exceptions.PermissionDenied("invalid api key")
-        api_key_touch(key=key)
-        return (ApiClient(Scope(key.user_id), key.pk), presented)
+        return (client, presented)
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="openmemory"'

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from core.clock import to_ms
 from memories.models import Memory
 from memories.selectors import Match
+
+if TYPE_CHECKING:
+    from memories.services import CreateResult
 
 
 def memory_item(memory: Memory) -> dict:
@@ -42,3 +47,15 @@ MATCH_FIELDS = (
 def match_item(match: Match) -> dict:
     item = memory_item(match.memory)
     return {"score": round(match.score, 6), **{field: item[field] for field in MATCH_FIELDS}}
+
+
+def created_item(result: CreateResult) -> dict:
+    """The answer to an add: upstream OpenMemory's `{id, primary_sector, sectors}`."""
+    body = {
+        "id": str(result.memory.id),
+        "primary_sector": result.memory.primary_sector,
+        "sectors": result.memory.sectors,
+    }
+    if result.deduplicated:
+        body["deduplicated"] = True
+    return body

@@ -13,7 +13,7 @@ from access.auth import scope_of
 from core.parsers import parse
 from core.scope import NOT_GIVEN
 from memories import selectors, services
-from memories.representation import match_item, memory_item
+from memories.representation import created_item, match_item, memory_item
 from memories.sectors import SECTORS
 from memories.serializers import (
     AddedSerializer,
@@ -36,17 +36,6 @@ from memories.serializers import (
 def request_user(raw: object, data: dict) -> object:
     """The user_id a body named (None included), or NOT_GIVEN when it named none."""
     return data["user_id"] if isinstance(raw, dict) and "user_id" in raw else NOT_GIVEN
-
-
-def created_item(result: services.CreateResult) -> dict:
-    body = {
-        "id": str(result.memory.id),
-        "primary_sector": result.memory.primary_sector,
-        "sectors": result.memory.sectors,
-    }
-    if result.deduplicated:
-        body["deduplicated"] = True
-    return body
 
 
 class MemoryViewSet(viewsets.ViewSet):

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "memories",
     "users",
     "dashboard",
+    "mcpserver",
 ]
 
 MIDDLEWARE = [
@@ -153,6 +154,8 @@ STORAGES = {
 # --- API ---------------------------------------------------------------------------------
 # One key or a comma-separated list; empty means the API is open (announced at start).
 OM_API_KEYS = env_list("OM_API_KEY")
+# The key `manage.py mcp` (the stdio MCP server) acts with, unless --api-key gives one.
+OM_MCP_API_KEY = env_str("OM_MCP_API_KEY") or None
 OM_PORT = env_int("OM_PORT", 8080, minimum=1)
 OM_MAX_BODY_BYTES = env_int("OM_MAX_BODY_BYTES", 1_000_000, minimum=1024)
 OM_MAX_CONTENT_CHARS = env_int("OM_MAX_CONTENT_CHARS", 20_000, minimum=1)

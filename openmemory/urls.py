@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from mcpserver.views import McpView
 from memories.views import MemoryViewSet, SectorsView
 from openmemory.views import HealthView
 from users.views import MemoryContextView, UserViewSet
@@ -18,6 +19,7 @@ urlpatterns = [
     path("dashboard/", include("dashboard.urls")),
     path("health", HealthView.as_view(), name="health"),
     path("sectors", SectorsView.as_view(), name="sectors"),
+    path("mcp", McpView.as_view(), name="mcp"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     # Before the router: its memory/<id> route would take "context" for an id.

@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.auth import scope_of
-from core.clock import to_ms
 from core.parsers import parse
 from core.validation import clean_user_id
 from memories import services as memory_services
@@ -21,17 +20,8 @@ from memories.representation import match_item, memory_item
 from memories.selectors import memories_for_export
 from memories.serializers import MemoryOutSerializer, PageSerializer
 from users import selectors, services
-from users.models import UserSummary
+from users.representation import summary_item
 from users.serializers import ContextOutSerializer, ContextSerializer
-
-
-def summary_item(summary: UserSummary) -> dict:
-    return {
-        "user_id": summary.user_id,
-        "summary": summary.summary,
-        "reflection_count": summary.reflection_count,
-        "updated_at": to_ms(summary.updated_at),
-    }
 
 
 def _summary_fields() -> dict[str, serializers.Field]:

@@ -1,0 +1,1 @@
+"""MCP server: the memory tools over stdio (manage.py mcp) and streamable HTTP (/mcp)."""
