@@ -24,15 +24,11 @@ from core.validation import USER_ID_RE, clean_user_id
 from memories import selectors, services
 from memories.representation import created_item, match_item, memory_item
 from memories.sectors import SECTOR_NAMES
-from memories.serializers import (
-    ContextSerializer,
-    MemoryAddSerializer,
-    MemoryQuerySerializer,
-    page_field,
-)
+from memories.serializers import MemoryAddSerializer, MemoryQuerySerializer, page_field
 from users import selectors as user_selectors
 from users import services as user_services
 from users.representation import summary_item
+from users.serializers import ContextSerializer
 
 #: Where the HTTP view leaves the Scope of the key that made the request (WSGI environ key,
 #: which the SDK's Starlette request carries as scope["wsgi_environ"]).

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from users.services import api_key_create, api_key_revoke
+from access.services import api_key_create, api_key_revoke
 
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
 

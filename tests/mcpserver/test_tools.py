@@ -11,10 +11,10 @@ from django.db import connections
 from mcp import MCPError
 from rest_framework.test import APIClient
 
+from access.services import api_key_create, api_key_revoke
 from memories import services
 from memories.models import Memory
 from tests.live import API_KEY
-from users.services import api_key_create, api_key_revoke
 
 pytestmark = pytest.mark.live
 
