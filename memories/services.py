@@ -12,10 +12,10 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, FloatField, Func, Max, Q, Value, When
+from django.db.models import Case, F, FloatField, Func, Q, Value, When
 from django.db.models.functions import Exp, Greatest, Least
 
-from memories import validation
+from memories import revisions, validation
 from memories.embeddings import embed_one, get_provider
 from memories.lexical import index_terms, reindex_terms
 from memories.models import Memory, Tag
@@ -109,7 +109,6 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
     pending: dict[tuple[str | None, str], Memory] = {}
     new_rows: list[tuple[Memory, list[str]]] = []
     indexed: list[tuple[Memory, Counter[str]]] = []
-    next_position = _next_positions({item.user_id for item in items})
     seen_again: list[Memory] = []
     for index, (item, digest, vector) in enumerate(zip(items, hashes, vectors, strict=True)):
         key = (item.user_id, digest)
@@ -128,7 +127,6 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
             user_id=item.user_id,
             content=item.content,
             content_hash=digest,
-            position=next_position[item.user_id],
             term_count=sum(counts.values()),
             metadata=item.metadata,
             primary_sector=sector.primary,
@@ -143,13 +141,13 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
             embedding_model=model_id,
             embedding_dim=len(vector),
         )
-        next_position[item.user_id] += 1
         pending[key] = memory
         new_rows.append((memory, item.tags))
         indexed.append((memory, counts))
         results[index] = CreateResult(memory, deduplicated=False)
 
     if new_rows:
+        _place([memory for memory, _ in new_rows])
         Memory.objects.bulk_create([memory for memory, _ in new_rows])
         _attach_tags(new_rows)
         index_terms(indexed)
@@ -157,30 +155,21 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
         Memory.objects.filter(pk__in=[m.pk for m in seen_again]).update(last_seen_at=now)
         for memory in seen_again:
             memory.last_seen_at = now
+        revisions.touch(memory.user_id for memory in seen_again)
     added = Counter(memory.user_id for memory, _ in new_rows if memory.user_id is not None)
     if added:
         user_services.user_summary_note_added(counts=dict(added))
     return results  # type: ignore[return-value]
 
 
-def _next_positions(user_ids: set[str | None]) -> dict[str | None, int]:
-    """The next free place in each user's sequence (see Memory.position). Inside the
-    writing transaction: on SQLite writers are serialised, so places never repeat there."""
-    found = dict.fromkeys(user_ids, 1)
-    named = [user_id for user_id in user_ids if user_id is not None]
-    if named:
-        rows = (
-            Memory.objects.filter(user_id__in=named)
-            .order_by()
-            .values("user_id")
-            .annotate(last=Max("position"))
-            .values_list("user_id", "last")
-        )
-        found.update((user_id, last + 1) for user_id, last in rows)
-    if None in user_ids:
-        last = Memory.objects.for_user(None).aggregate(last=Max("position"))["last"]
-        found[None] = (last or 0) + 1
-    return found
+def _place(memories: list[Memory]) -> None:
+    """Gives each new memory the next place in its user's sequence (see Memory.position),
+    in list order, and changes each user's revision token (memories/revisions.py)."""
+    counts = Counter(memory.user_id for memory in memories)
+    next_position = revisions.claim_positions(dict(counts))
+    for memory in memories:
+        memory.position = next_position[memory.user_id]
+        next_position[memory.user_id] += 1
 
 
 def _same_scope_and_content(items: list[MemoryInput], hashes: list[str]) -> Q:
@@ -321,6 +310,7 @@ def _update_locked(
     if tags is not None:
         found = _tags_by_name(set(tags))
         memory.tags.set([found[name] for name in tags])
+    revisions.touch([memory.user_id])
     if memory.user_id is not None:
         user_services.user_summary_invalidate(user_id=memory.user_id)
 
@@ -329,12 +319,13 @@ def _update_locked(
 def memory_delete(*, memory_id: str, within: str | object = ALL_USERS) -> None:
     memory = memory_get(memory_id=memory_id, within=within, for_update=True)
     memory.delete()
+    revisions.touch([memory.user_id])
     if memory.user_id is not None:
         user_services.user_summary_invalidate(user_id=memory.user_id)
 
 
 def memory_reinforce(*, memory_id: str, boost: float, within: str | object = ALL_USERS) -> Memory:
-    memory_get(memory_id=memory_id, within=within)
+    stored = memory_get(memory_id=memory_id, within=within)
     now = clock.now()
     # One UPDATE: decayed up to now, then boosted, computed by the database from the row as
     # it is when written. Read-modify-write in Python would let a concurrent decay pass or
@@ -344,6 +335,7 @@ def memory_reinforce(*, memory_id: str, boost: float, within: str | object = ALL
         last_seen_at=now,
         decayed_at=_decay_clock_at(now),
     )
+    revisions.touch([stored.user_id])
     return memory_get(memory_id=memory_id)
 
 
@@ -356,15 +348,20 @@ def memories_note_retrieved(*, memory_ids: list[str], boost: float | None = None
     if boost <= 0 or not memory_ids:
         return 0
     now = clock.now()
-    # One UPDATE for the same reason as memory_reinforce: no boost or decay is ever lost.
-    return Memory.objects.filter(pk__in=memory_ids).update(
-        salience=Least(_salience_at(now) + boost, 1.0), decayed_at=_decay_clock_at(now)
-    )
+    boosted = Memory.objects.filter(pk__in=memory_ids)
+    with transaction.atomic():
+        # One UPDATE for the same reason as memory_reinforce: no boost or decay is ever lost.
+        count = boosted.update(
+            salience=Least(_salience_at(now) + boost, 1.0), decayed_at=_decay_clock_at(now)
+        )
+        revisions.touch(boosted.order_by().values_list("user_id", flat=True).distinct())
+    return count
 
 
 def memories_delete_for_user(*, user_id: str) -> int:
     """Removes every memory of one user, with its vector and tag links; returns how many."""
     _, per_model = Memory.objects.for_user(user_id).delete()
+    revisions.touch([user_id])
     return per_model.get(Memory._meta.label, 0)
 
 
@@ -429,9 +426,13 @@ def memories_decay(
         if not page:
             return changed
         last_pk = page[-1]
-        changed += Memory.objects.filter(due, pk__in=page).update(
-            salience=_salience_at(now), decayed_at=now
-        )
+        with transaction.atomic():
+            updated = Memory.objects.filter(due, pk__in=page).update(
+                salience=_salience_at(now), decayed_at=now
+            )
+            if updated:
+                revisions.touch_all()
+        changed += updated
 
 
 @dataclass(frozen=True)
@@ -481,10 +482,7 @@ def memories_import(*, records: list[dict]) -> ImportResult:
         rows.append((memory, record["tags"]))
     with transaction.atomic():
         # Imported memories keep their order (oldest first) after the user's existing ones.
-        next_position = _next_positions({memory.user_id for memory, _ in rows})
-        for memory, _ in sorted(rows, key=lambda row: (row[0].created_at, str(row[0].pk))):
-            memory.position = next_position[memory.user_id]
-            next_position[memory.user_id] += 1
+        _place([m for m, _ in sorted(rows, key=lambda row: (row[0].created_at, str(row[0].pk)))])
         # ignore_conflicts: a memory whose content its user already holds under another id
         # is a duplicate, not an error; only the rows actually inserted get their tags.
         Memory.objects.bulk_create([memory for memory, _ in rows], ignore_conflicts=True)
@@ -531,6 +529,7 @@ def memories_reembed(*, batch: int = 256, on_progress=None) -> int:
                 memory.embedding_dim = len(vector)
             with transaction.atomic():
                 Memory.objects.bulk_update(rows, ["embedding", "embedding_model", "embedding_dim"])
+                revisions.touch_all()
             done, last_pk = done + len(rows), rows[-1].pk
             logger.info("re-embedding: %d/%d memories with %s", done, total, provider.model_id)
             if on_progress is not None:
