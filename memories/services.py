@@ -146,8 +146,11 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
         indexed.append((memory, counts))
         results[index] = CreateResult(memory, deduplicated=False)
 
+    # The users' revision rows first, before any other write: every add locks rows in the
+    # same order (revision, then memories, then summary), so concurrent adds on PostgreSQL
+    # wait for each other instead of deadlocking.
+    _place([memory for memory, _ in new_rows], also=[memory.user_id for memory in seen_again])
     if new_rows:
-        _place([memory for memory, _ in new_rows])
         Memory.objects.bulk_create([memory for memory, _ in new_rows])
         _attach_tags(new_rows)
         index_terms(indexed)
@@ -155,17 +158,19 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
         Memory.objects.filter(pk__in=[m.pk for m in seen_again]).update(last_seen_at=now)
         for memory in seen_again:
             memory.last_seen_at = now
-        revisions.touch(memory.user_id for memory in seen_again)
     added = Counter(memory.user_id for memory, _ in new_rows if memory.user_id is not None)
     if added:
         user_services.user_summary_note_added(counts=dict(added))
     return results  # type: ignore[return-value]
 
 
-def _place(memories: list[Memory]) -> None:
+def _place(memories: list[Memory], also: list[str | None] = ()) -> None:
     """Gives each new memory the next place in its user's sequence (see Memory.position),
-    in list order, and changes each user's revision token (memories/revisions.py)."""
+    in list order, and changes the revision token (memories/revisions.py) of their users
+    and of the users in `also`."""
     counts = Counter(memory.user_id for memory in memories)
+    for user_id in also:
+        counts[user_id] += 0
     next_position = revisions.claim_positions(dict(counts))
     for memory in memories:
         memory.position = next_position[memory.user_id]
@@ -235,15 +240,16 @@ def memory_update(
     if content is not None and content_hash(content) != stored.content_hash:
         embedded = _Embedded.of(content)
     changes = _Changes(content=content, tags=tags, metadata=metadata)
+    locked = {"memory_id": memory_id, "user_id": stored.user_id, "within": within}
     try:
-        _update_locked(memory_id=memory_id, within=within, changes=changes, embedded=embedded)
+        _update_locked(**locked, changes=changes, embedded=embedded)
     except _ContentMovedUnderUs:
         # Another edit committed between our read and our lock and changed the stored content
         # away from ours, which we had not embedded: embed it now (still outside any
         # transaction) and apply again. The vector depends on our content alone, so this
         # second attempt cannot need another.
         embedded = _Embedded.of(content)  # type: ignore[arg-type]
-        _update_locked(memory_id=memory_id, within=within, changes=changes, embedded=embedded)
+        _update_locked(**locked, changes=changes, embedded=embedded)
     return memory_get(memory_id=memory_id)
 
 
@@ -272,8 +278,15 @@ class _ContentMovedUnderUs(Exception):
 
 @transaction.atomic
 def _update_locked(
-    *, memory_id: str, within: str | object, changes: _Changes, embedded: _Embedded | None
+    *,
+    memory_id: str,
+    user_id: str | None,
+    within: str | object,
+    changes: _Changes,
+    embedded: _Embedded | None,
 ) -> None:
+    # The user's revision row before the memory's: the lock order of adds (see _store_batch).
+    revisions.touch([user_id])
     memory = memory_get(memory_id=memory_id, within=within, for_update=True)
     content, tags, metadata = changes.content, changes.tags, changes.metadata
     if content is not None:
@@ -310,16 +323,21 @@ def _update_locked(
     if tags is not None:
         found = _tags_by_name(set(tags))
         memory.tags.set([found[name] for name in tags])
-    revisions.touch([memory.user_id])
     if memory.user_id is not None:
         user_services.user_summary_invalidate(user_id=memory.user_id)
 
 
-@transaction.atomic
 def memory_delete(*, memory_id: str, within: str | object = ALL_USERS) -> None:
+    stored = memory_get(memory_id=memory_id, within=within)
+    _delete_locked(memory_id=memory_id, user_id=stored.user_id, within=within)
+
+
+@transaction.atomic
+def _delete_locked(*, memory_id: str, user_id: str | None, within: str | object) -> None:
+    # The user's revision row before the memory's: the lock order of adds (see _store_batch).
+    revisions.touch([user_id])
     memory = memory_get(memory_id=memory_id, within=within, for_update=True)
     memory.delete()
-    revisions.touch([memory.user_id])
     if memory.user_id is not None:
         user_services.user_summary_invalidate(user_id=memory.user_id)
 
@@ -350,18 +368,19 @@ def memories_note_retrieved(*, memory_ids: list[str], boost: float | None = None
     now = clock.now()
     boosted = Memory.objects.filter(pk__in=memory_ids)
     with transaction.atomic():
+        # Revision rows first: the lock order of adds (see _store_batch).
+        revisions.touch(boosted.order_by().values_list("user_id", flat=True).distinct())
         # One UPDATE for the same reason as memory_reinforce: no boost or decay is ever lost.
-        count = boosted.update(
+        return boosted.update(
             salience=Least(_salience_at(now) + boost, 1.0), decayed_at=_decay_clock_at(now)
         )
-        revisions.touch(boosted.order_by().values_list("user_id", flat=True).distinct())
-    return count
 
 
 def memories_delete_for_user(*, user_id: str) -> int:
     """Removes every memory of one user, with its vector and tag links; returns how many."""
-    _, per_model = Memory.objects.for_user(user_id).delete()
-    revisions.touch([user_id])
+    with transaction.atomic():
+        revisions.touch([user_id])  # first: the lock order of adds (see _store_batch)
+        _, per_model = Memory.objects.for_user(user_id).delete()
     return per_model.get(Memory._meta.label, 0)
 
 

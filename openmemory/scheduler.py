@@ -18,7 +18,7 @@ logger = logging.getLogger("openmemory")
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _wake = threading.Event()
-_requested: queue.SimpleQueue[str] = queue.SimpleQueue()
+_requested: queue.SimpleQueue[tuple[str, list]] = queue.SimpleQueue()
 
 
 def embedded() -> bool:
@@ -45,15 +45,15 @@ def running() -> bool:
     return _thread is not None and _thread.is_alive()
 
 
-def run_soon(task_name: str) -> None:
+def run_soon(task_name: str, args: list | None = None) -> None:
     """Runs a registered Celery task in the background of this process: handed to the
     scheduler's thread when one runs here, otherwise (management commands, tests,
     OM_EMBEDDED_SCHEDULER off) run right away by the caller."""
     if running():
-        _requested.put(task_name)
+        _requested.put((task_name, args or []))
         _wake.set()
     else:
-        _run(task_name)
+        _run(task_name, args)
 
 
 def run_due() -> list[str]:
@@ -126,7 +126,7 @@ def _loop() -> None:
         close_old_connections()
         try:
             while not _requested.empty():
-                _run(_requested.get_nowait())
+                _run(*_requested.get_nowait())
             run_due()
         except Exception:
             logger.exception("embedded scheduler: this round failed; the next one retries")

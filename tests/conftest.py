@@ -88,10 +88,12 @@ def _fresh_providers():
     test stored (then rolled back) must not close the API for the next test."""
     from django.core.cache import cache
 
+    from memories import search_cache
     from memories.embeddings import get_provider
     from memories.vector_search import get_backend
     from openmemory.auth import forget_stored_keys
 
+    search_cache.clear()
     get_provider.cache_clear()
     get_backend.cache_clear()
     forget_stored_keys()

@@ -22,6 +22,7 @@ logger = logging.getLogger("openmemory")
 QUEUE_EXPIRY = timedelta(minutes=10)
 # The sweep's task, which the embedded scheduler runs for user_summaries_regenerate_all.
 REFRESH_STALE_TASK = "users.tasks.refresh_stale_summaries"
+REGENERATE_TASK = "users.tasks.regenerate_user_summary"
 
 
 def user_summary_note_added(*, counts: dict[str, int]) -> None:
@@ -79,9 +80,15 @@ def _enqueue_regeneration(user_id: str) -> None:
     """Sends the regeneration once the caller's transaction commits (so the worker sees the
     new memories). If the broker is down the write still stands: the summary stays stale
     and the scheduled sweep regenerates it."""
+    from openmemory import scheduler
     from users.tasks import regenerate_user_summary
 
     def send() -> None:
+        if scheduler.embedded():
+            # Without a broker, on the embedded scheduler's thread when one runs: the add
+            # that reached the interval answers without waiting for the summary.
+            scheduler.run_soon(REGENERATE_TASK, [user_id])
+            return
         try:
             regenerate_user_summary.delay(user_id)
         except Exception as exc:  # kombu raises several types for an unreachable broker
