@@ -25,6 +25,7 @@ from memories.text import terms
 from openmemory import clock
 from openmemory.exceptions import ServiceError
 from openmemory.scope import ALL_USERS
+from openmemory.write_queue import queued_write
 from users import services as user_services
 
 logger = logging.getLogger("openmemory")
@@ -68,11 +69,13 @@ def memory_create_batch(*, items: list[MemoryInput]) -> list[CreateResult]:
     # Embedding may be a network call: done before the transaction opens.
     vectors = get_provider().embed([item.content for item in items])
     try:
-        return _store_batch(items, hashes, vectors)
+        with queued_write():
+            return _store_batch(items, hashes, vectors)
     except IntegrityError:
         # A concurrent add stored one of these contents between our duplicate check and our
         # insert; the unique constraint refused ours, so run again and find theirs.
-        return _store_batch(items, hashes, vectors)
+        with queued_write():
+            return _store_batch(items, hashes, vectors)
 
 
 def _clean_input(item: MemoryInput) -> MemoryInput:
