@@ -651,10 +651,11 @@ def single_adds(args, items: list[Item], stats: Stats) -> list[float]:
             answer = timed_call(client, stats, "add", "/memory/add", body, ok=(200, 201))
             if answer is None:
                 continue
-            ms, status, data = answer
+            ms, _, data = answer
             result = json.loads(data)
             item.id = result["id"]
-            if status == 200 or result.get("deduplicated"):
+            # 200 either way (as upstream answers): only the flag tells a duplicate.
+            if result.get("deduplicated"):
                 stats.deduplicated += 1
             latencies.append(ms)
     finally:
