@@ -83,17 +83,21 @@ def _enqueue_regeneration(user_id: str) -> None:
     from openmemory import scheduler
     from users.tasks import regenerate_user_summary
 
+    def unqueue() -> None:
+        UserSummary.objects.filter(user_id=user_id).update(queued_at=None)
+
     def send() -> None:
         if scheduler.embedded():
             # Without a broker, on the embedded scheduler's thread when one runs: the add
-            # that reached the interval answers without waiting for the summary.
-            scheduler.run_soon(REGENERATE_TASK, [user_id])
+            # that reached the interval answers without waiting for the summary. If it fails
+            # (a busy database past its retries), the sweep is left to do it.
+            scheduler.run_soon(REGENERATE_TASK, [user_id], on_failure=unqueue)
             return
         try:
             regenerate_user_summary.delay(user_id)
         except Exception as exc:  # kombu raises several types for an unreachable broker
             logger.warning("could not enqueue summary of %s (%s); the sweep will", user_id, exc)
-            UserSummary.objects.filter(user_id=user_id).update(queued_at=None)
+            unqueue()
 
     transaction.on_commit(send)
 

@@ -48,7 +48,9 @@ def test_a_query_is_four_statements_then_two(history, query):
         query("climbing quarry", user_id="sam", k=5)
     with CaptureQueriesContext(connection) as other:
         query("pizza with Sam", user_id="sam", k=5)
-    assert len(statements(cold)) == 5, statements(cold)
+    # PostgreSQL first checks (a bounded count) that the scope is small enough to read whole.
+    cold_expected = 6 if connection.vendor == "postgresql" else 5
+    assert len(statements(cold)) == cold_expected, statements(cold)
     assert len(statements(warm)) == 2, statements(warm)
     # Another question: the answer's memories not yet shown are read (rows and tags).
     assert len(statements(other)) <= 4, statements(other)
