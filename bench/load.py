@@ -651,15 +651,53 @@ def single_adds(args, items: list[Item], stats: Stats) -> list[float]:
             answer = timed_call(client, stats, "add", "/memory/add", body, ok=(200, 201))
             if answer is None:
                 continue
-            ms, status, data = answer
+            ms, _, data = answer
             result = json.loads(data)
             item.id = result["id"]
-            if status == 200 or result.get("deduplicated"):
+            # 200 either way (as upstream answers): only the flag tells a duplicate.
+            if result.get("deduplicated"):
                 stats.deduplicated += 1
             latencies.append(ms)
     finally:
         client.close()
     return latencies
+
+
+def concurrent_adds(args, items: list[Item], stats: Stats) -> tuple[list[float], float]:
+    """Single adds from --writers threads at once (app servers writing in parallel), each
+    on its own connection, sharing one queue of items; returns latencies and seconds."""
+    work: queue.Queue[Item] = queue.Queue()
+    for item in items:
+        work.put(item)
+    lock = threading.Lock()
+    latencies: list[float] = []
+
+    def writer() -> None:
+        client = Client(args.base_url, args.api_key, args.timeout)
+        try:
+            while True:
+                try:
+                    item = work.get_nowait()
+                except queue.Empty:
+                    return
+                body = {"content": item.content, "user_id": item.user, "tags": item.tags}
+                answer = timed_call(client, stats, "writer add", "/memory/add", body, ok=(200,))
+                if answer is None:
+                    continue
+                ms, _, data = answer
+                with lock:
+                    item.id = json.loads(data)["id"]
+                    latencies.append(ms)
+        finally:
+            client.close()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=writer) for _ in range(args.writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - start
 
 
 @dataclass
@@ -754,6 +792,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--single-adds", type=non_negative_int, default=1000)
     parser.add_argument("--queries", type=non_negative_int, default=1000)
     parser.add_argument("--k", type=positive_int, default=10, help="k of every query")
+    parser.add_argument(
+        "--writers",
+        type=non_negative_int,
+        default=0,
+        help="then this many clients adding at once (0: skip that phase)",
+    )
+    parser.add_argument(
+        "--writer-adds", type=positive_int, default=2000, help="single adds the writers send"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--user-prefix", default="user", help="user ids are <prefix>-00001 ... (default: user)"
@@ -848,6 +895,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.queries and not candidates:
         stats.fail("queries: no memory was stored, nothing to query")
 
+    writer_latencies: list[float] = []
+    writer_seconds = 0.0
+    if args.writers:
+        # Made after the query plan, so that the phases before are the same with or without.
+        writer_items = [gen.memory(rng.choice(users)) for _ in range(args.writer_adds)]
+        log(f"concurrent adds: {len(writer_items)} from {args.writers} clients at once")
+        writer_latencies, writer_seconds = concurrent_adds(args, writer_items, stats)
+
     mean_matches = float(np.mean(q.match_counts)) if q.match_counts else 0.0
     answered = len(q.match_counts)
     results = {
@@ -875,6 +930,12 @@ def main(argv: list[str] | None = None) -> int:
             "count": answered,
             **percentiles(q.latencies),
             "per_s": round(answered / query_seconds, 1) if query_seconds else None,
+        },
+        "concurrent_add_ms": {
+            "writers": args.writers,
+            "count": len(writer_latencies),
+            **percentiles(writer_latencies),
+            "per_s": round(len(writer_latencies) / writer_seconds, 1) if writer_seconds else None,
         },
         "isolation_violations": q.violations,
         "mean_matches": round(mean_matches, 2),
@@ -906,6 +967,12 @@ def main(argv: list[str] | None = None) -> int:
             f"query k={args.k} (ms)    p50 {qm['p50']}  p95 {qm['p95']}  p99 {qm['p99']}  "
             f"mean {qm['mean']}  max {qm['max']}  (n={qm['count']})"
         )
+        if args.writers:
+            w = results["concurrent_add_ms"]
+            print(
+                f"{args.writers} writers (ms)      {w['per_s']} adds/s  p50 {w['p50']}  "
+                f"p95 {w['p95']}  p99 {w['p99']}  max {w['max']}  (n={w['count']})"
+            )
         print(f"isolation           {q.violations} violations (must be 0)")
         print(f"mean matches        {mean_matches:.2f} per query (must be > 0)")
         print(

@@ -6,6 +6,7 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from celery import current_app
@@ -19,7 +20,7 @@ logger = logging.getLogger("openmemory")
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _wake = threading.Event()
-_requested: queue.SimpleQueue[str] = queue.SimpleQueue()
+_requested: queue.SimpleQueue[tuple[str, list, Callable[[], None] | None]] = queue.SimpleQueue()
 
 
 def embedded() -> bool:
@@ -46,15 +47,26 @@ def running() -> bool:
     return _thread is not None and _thread.is_alive()
 
 
-def run_soon(task_name: str) -> None:
+def run_soon(
+    task_name: str, args: list | None = None, on_failure: Callable[[], None] | None = None
+) -> None:
     """Runs a registered Celery task in the background of this process: handed to the
     scheduler's thread when one runs here, otherwise (management commands, tests,
-    OM_EMBEDDED_SCHEDULER off) run right away by the caller."""
+    OM_EMBEDDED_SCHEDULER off) run right away by the caller. `on_failure` runs after the
+    task failed (its retries included)."""
     if running():
-        _requested.put(task_name)
+        _requested.put((task_name, args or [], on_failure))
         _wake.set()
     else:
-        _run(task_name)
+        _run_then(task_name, args or [], on_failure)
+
+
+def _run_then(task_name: str, args: list, on_failure: Callable[[], None] | None) -> None:
+    if not _run(task_name, args) and on_failure is not None:
+        try:
+            on_failure()
+        except Exception:
+            logger.exception("after the failure of %s, its clean-up failed too", task_name)
 
 
 def run_due() -> list[str]:
@@ -99,7 +111,7 @@ def _claim(task, now: datetime) -> bool:
     return claimed == 1
 
 
-def _run(task_name: str, args: list | None = None, kwargs: dict | None = None) -> None:
+def _run(task_name: str, args: list | None = None, kwargs: dict | None = None) -> bool:
     """Runs the task here, through Celery (so its retry policy applies), and logs a failure
     rather than raising: a scheduled run that fails is tried again at the next one."""
     # The project's Celery app (openmemory/celery.py makes it the default of every thread).
@@ -111,11 +123,12 @@ def _run(task_name: str, args: list | None = None, kwargs: dict | None = None) -
     task = app.tasks.get(task_name)
     if task is None:
         logger.warning("scheduled task %s is not a registered task; skipped", task_name)
-        return
+        return False
     try:
-        task.apply(args=args or [], kwargs=kwargs or {})
+        return not task.apply(args=args or [], kwargs=kwargs or {}).failed()
     except Exception:
         logger.exception("scheduled task %s failed; it runs again at its next time", task_name)
+        return False
 
 
 def _loop() -> None:
@@ -127,7 +140,7 @@ def _loop() -> None:
         close_old_connections()
         try:
             while not _requested.empty():
-                _run(_requested.get_nowait())
+                _run_then(*_requested.get_nowait())
             run_due()
         except Exception:
             logger.exception("embedded scheduler: this round failed; the next one retries")

@@ -12,6 +12,7 @@ from django.utils.functional import cached_property
 
 from core.exceptions import ServiceError
 from core.validation import clean_user_id
+from memories import revisions
 from memories.models import Memory, Tag
 from memories.services import memory_create, memory_delete, memory_update
 
@@ -223,3 +224,17 @@ class TagAdmin(FastListAdmin):
     @admin.display(description="memories", ordering="memory_count")
     def memory_count(self, obj: Tag) -> int:
         return obj.memory_count
+
+    # A renamed or deleted tag changes how every memory holding it is shown: searches must
+    # not answer from copies made before (memories/search_cache.py).
+    def save_model(self, request: HttpRequest, obj: Tag, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        revisions.touch_all()
+
+    def delete_model(self, request: HttpRequest, obj: Tag) -> None:
+        super().delete_model(request, obj)
+        revisions.touch_all()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tag]) -> None:
+        super().delete_queryset(request, queryset)
+        revisions.touch_all()

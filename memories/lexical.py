@@ -86,20 +86,24 @@ def bm25(
     *,
     user_id: str | object | None = ALL_USERS,
     within: MemoryQuerySet | None = None,
+    stats: tuple[int, int] | None = None,
 ) -> Scores:
     """BM25 score of every memory of `user_id` (everyone's with ALL_USERS), or only of those
     `within` a narrower scope (sector, tags), that holds a term of `query`; others score 0.
 
     Document frequencies, the memory count and the average length are always those of the
     user's own memories: a word is as rare as it is in that user's history, and nobody
-    else's memories change a score."""
+    else's memories change a score. `stats` is (memory count, total term count) of those
+    memories when the caller already knows it (the search cache), saving a query."""
     vendor = connections[Memory.objects.db].vendor
     wanted = query_terms(query)
     if not wanted:
         return Scores({}, {}, vendor)
-    owned = Memory.objects.all() if user_id is ALL_USERS else Memory.objects.for_user(user_id)
-    stats = owned.aggregate(n=Count("*"), length=Sum("term_count"))
-    n, length = stats["n"], stats["length"] or 0
+    if stats is None:
+        owned = Memory.objects.all() if user_id is ALL_USERS else Memory.objects.for_user(user_id)
+        totals = owned.aggregate(n=Count("*"), length=Sum("term_count"))
+        stats = (totals["n"], totals["length"] or 0)
+    n, length = stats
     if not n or not length:
         return Scores({}, {}, vendor)
     postings = MemoryTerm.objects.filter(term__in=wanted)
@@ -109,17 +113,21 @@ def bm25(
             if user_id is None
             else postings.filter(user_id=user_id)
         )
-    frequency = dict(
-        postings.order_by().values("term").annotate(df=Count("pk")).values_list("term", "df")
-    )
+    columns = ("memory_id", "term", "frequency", "length")
+    if within is None:
+        # Every posting of the scope for these terms: their document frequencies too.
+        rows = postings.raw_rows(*columns)
+        frequency: dict[str, int] = Counter(row[1] for row in rows)
+    else:
+        frequency = dict(
+            postings.order_by().values("term").annotate(df=Count("pk")).values_list("term", "df")
+        )
+        rows = postings.filter(memory__in=within.order_by().values("pk")).raw_rows(*columns)
     idf = {term: math.log(1 + (n - df + 0.5) / (df + 0.5)) for term, df in frequency.items()}
     average = length / n
     scores: dict[object, float] = defaultdict(float)
     held: dict[object, float] = defaultdict(float)
     weight = sum(idf.values())
-    if within is not None:
-        postings = postings.filter(memory__in=within.order_by().values("pk"))
-    rows = postings.raw_rows("memory_id", "term", "frequency", "length")
     for memory_id, term, tf, dl in rows:
         norm = K1 * (1 - B + B * dl / average)
         scores[memory_id] += idf[term] * tf * (K1 + 1) / (tf + norm)

@@ -166,3 +166,24 @@ class MemoryTerm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.term} x{self.frequency}"
+
+
+class ScopeRevision(models.Model):
+    """A random token that changes with every write to a user's memories (or the shared
+    pool's, or, for the ALL row, to everyone's at once: decay, re-embedding), and the last
+    place taken in that user's sequence. Search processes cache a user's search columns
+    keyed by these tokens (memories/search_cache.py): one indexed read tells a process, and
+    every other process or instance on the same database, whether its copy still holds.
+    Tokens are random rather than counted so that a restored backup or a rolled-back
+    transaction can never bring an old token back with different data behind it."""
+
+    ALL = "*all"
+    SHARED = "*shared"
+
+    # The user id, SHARED or ALL (user ids never start with "*").
+    scope = models.CharField(max_length=128, primary_key=True)
+    revision = models.BigIntegerField()
+    last_position = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.scope} @{self.revision}"

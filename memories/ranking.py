@@ -16,6 +16,7 @@ from core.scope import ALL_USERS
 from memories.embeddings import get_provider
 from memories.lexical import bm25
 from memories.models import MemoryQuerySet, as_uuid
+from memories.search_cache import Columns
 from memories.vector_search import SCAN_FIELDS, Scanned, get_backend
 
 PARTS = ("vector", "lexical", "salience", "recency")
@@ -54,6 +55,7 @@ def rank_hybrid(
     *,
     user_id: str | object | None = ALL_USERS,
     narrowed: bool = False,
+    columns: Columns | None = None,
 ) -> list[Ranked]:
     """Candidates from the vector search (over `vector_scope`: the memories embedded by the
     current model) and from BM25 (over all of `scope`, so memories waiting to be re-embedded
@@ -75,12 +77,17 @@ def rank_hybrid(
     lexical parts are relative to the best match of this query in the scope (the scales of
     cosine and BM25 differ from query to query), which the README explains. `user_id` is
     the user `scope` belongs to (ALL_USERS: none); `narrowed` says `scope` holds only some
-    of that user's memories (a sector or tags filter)."""
+    of that user's memories (a sector or tags filter); `columns`, when given, are the whole
+    of `scope` as the search cache holds them."""
     backend = get_backend()
-    lexical = bm25(query, user_id=user_id, within=scope if narrowed else None)
+    stats = None if columns is None else (len(columns.keys), int(columns.term_count.sum()))
+    lexical = bm25(query, user_id=user_id, within=scope if narrowed else None, stats=stats)
     window = settings.OM_CONTEXT_WINDOW if settings.OM_CONTEXT_WEIGHT > 0 else 0
-    scanned = backend.scan(scope, vector, get_provider().model_id)
-    if scanned is not None:
+    scanned = None if columns is not None else backend.scan(scope, vector, get_provider().model_id)
+    if columns is not None:
+        found = _Candidates.of_columns(columns, columns.similarity(vector), lexical.part.get)
+        found.score_own(max(VECTOR_FLOOR, float(found.similarity.max(initial=0.0))))
+    elif scanned is not None:
         # The whole scope in one read (a user's memories): every memory is a candidate and
         # its context is already at hand.
         found = _Candidates(scanned, lexical.part.get)
@@ -153,6 +160,19 @@ class _Candidates:
         self.similarity = np.array([row[6] for row in rows], dtype=np.float64)
         self.lexical = np.array([lexical_of(key) or 0.0 for key in self.keys], dtype=np.float64)
         self.own = np.zeros(len(rows))
+
+    @classmethod
+    def of_columns(
+        cls, columns: Columns, similarity: np.ndarray, lexical_of: Callable[[object], float | None]
+    ) -> _Candidates:
+        found = cls.__new__(cls)
+        found.keys, found.users = columns.keys, columns.users
+        found.position, found.created = columns.position, columns.created
+        found.salience, found.last_seen = columns.salience, columns.last_seen
+        found.similarity = similarity
+        found.lexical = np.array([lexical_of(key) or 0.0 for key in found.keys], np.float64)
+        found.own = np.zeros(len(found.keys))
+        return found
 
     def score_own(self, best_similarity: float) -> None:
         w = weights()

@@ -9,9 +9,11 @@ from django.conf import settings
 
 from core.exceptions import NotFound
 from core.scope import ALL_USERS
+from memories import search_cache
 from memories.embeddings import embed_query, get_provider
 from memories.models import Memory
 from memories.ranking import rank_hybrid, rank_vector
+from memories.vector_search import get_backend
 
 
 def memory_get(
@@ -74,17 +76,37 @@ def memory_query(
     # memories are still found by their words with the hybrid ranking.
     vector_scope = scope.embedded_by(get_provider().model_id)
     vector = embed_query(query)
+    columns = None
     if settings.OM_RANKING == "hybrid":
         narrowed = bool(sector or tags)
+        if user_id is not ALL_USERS and not narrowed:
+            columns = search_cache.columns(
+                user_id=user_id,
+                scope=scope,
+                model_id=get_provider().model_id,
+                dim=len(vector),
+                fits=get_backend().can_scan,
+            )
         ranked = rank_hybrid(
-            scope, vector_scope, query, vector, k, user_id=user_id, narrowed=narrowed
+            scope,
+            vector_scope,
+            query,
+            vector,
+            k,
+            user_id=user_id,
+            narrowed=narrowed,
+            columns=columns,
         )
     else:
         ranked = rank_vector(vector_scope, vector, k)
     if min_score is not None:
         ranked = [r for r in ranked if r.score >= min_score]
-    memories = Memory.objects.filter(pk__in=[r.memory_id for r in ranked]).for_listing().in_bulk()
+    memories = search_cache.listing(columns, [r.memory_id for r in ranked], _for_listing)
     return [Match(memories[r.memory_id], r.score) for r in ranked if r.memory_id in memories]
+
+
+def _for_listing(ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:
+    return Memory.objects.filter(pk__in=ids).for_listing().in_bulk()
 
 
 def user_has_memories(*, user_id: str) -> bool:

@@ -12,12 +12,14 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, FloatField, Func, Max, Q, Value, When
+from django.db.models import Case, F, FloatField, Func, Q, Value, When
 from django.db.models.functions import Exp, Greatest, Least
 
 from core import clock, validation
 from core.exceptions import ServiceError
 from core.scope import ALL_USERS
+from core.write_queue import queued_write
+from memories import revisions
 from memories.embeddings import embed_one, get_provider
 from memories.lexical import index_terms, reindex_terms
 from memories.models import Memory, Tag
@@ -72,11 +74,13 @@ def memory_create_batch(*, items: list[MemoryInput]) -> list[CreateResult]:
     # Embedding may be a network call: done before the transaction opens.
     vectors = get_provider().embed([item.content for item in items])
     try:
-        return _store_batch(items, hashes, vectors)
+        with queued_write():
+            return _store_batch(items, hashes, vectors)
     except IntegrityError:
         # A concurrent add stored one of these contents between our duplicate check and our
         # insert; the unique constraint refused ours, so run again and find theirs.
-        return _store_batch(items, hashes, vectors)
+        with queued_write():
+            return _store_batch(items, hashes, vectors)
 
 
 def _clean_input(item: MemoryInput) -> MemoryInput:
@@ -113,7 +117,6 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
     pending: dict[tuple[str | None, str], Memory] = {}
     new_rows: list[tuple[Memory, list[str]]] = []
     indexed: list[tuple[Memory, Counter[str]]] = []
-    next_position = _next_positions({item.user_id for item in items})
     seen_again: list[Memory] = []
     for index, (item, digest, vector) in enumerate(zip(items, hashes, vectors, strict=True)):
         key = (item.user_id, digest)
@@ -132,7 +135,6 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
             user_id=item.user_id,
             content=item.content,
             content_hash=digest,
-            position=next_position[item.user_id],
             term_count=sum(counts.values()),
             metadata=item.metadata,
             primary_sector=sector.primary,
@@ -147,12 +149,15 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
             embedding_model=model_id,
             embedding_dim=len(vector),
         )
-        next_position[item.user_id] += 1
         pending[key] = memory
         new_rows.append((memory, item.tags))
         indexed.append((memory, counts))
         results[index] = CreateResult(memory, deduplicated=False)
 
+    # The users' revision rows first, before any other write: every add locks rows in the
+    # same order (revision, then memories, then summary), so concurrent adds on PostgreSQL
+    # wait for each other instead of deadlocking.
+    _place([memory for memory, _ in new_rows], also=[memory.user_id for memory in seen_again])
     if new_rows:
         Memory.objects.bulk_create([memory for memory, _ in new_rows])
         _attach_tags(new_rows)
@@ -167,24 +172,17 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
     return results  # type: ignore[return-value]
 
 
-def _next_positions(user_ids: set[str | None]) -> dict[str | None, int]:
-    """The next free place in each user's sequence (see Memory.position). Inside the
-    writing transaction: on SQLite writers are serialised, so places never repeat there."""
-    found = dict.fromkeys(user_ids, 1)
-    named = [user_id for user_id in user_ids if user_id is not None]
-    if named:
-        rows = (
-            Memory.objects.filter(user_id__in=named)
-            .order_by()
-            .values("user_id")
-            .annotate(last=Max("position"))
-            .values_list("user_id", "last")
-        )
-        found.update((user_id, last + 1) for user_id, last in rows)
-    if None in user_ids:
-        last = Memory.objects.for_user(None).aggregate(last=Max("position"))["last"]
-        found[None] = (last or 0) + 1
-    return found
+def _place(memories: list[Memory], also: list[str | None] = ()) -> None:
+    """Gives each new memory the next place in its user's sequence (see Memory.position),
+    in list order, and changes the revision token (memories/revisions.py) of their users
+    and of the users in `also`."""
+    counts = Counter(memory.user_id for memory in memories)
+    for user_id in also:
+        counts[user_id] += 0
+    next_position = revisions.claim_positions(dict(counts))
+    for memory in memories:
+        memory.position = next_position[memory.user_id]
+        next_position[memory.user_id] += 1
 
 
 def _same_scope_and_content(items: list[MemoryInput], hashes: list[str]) -> Q:
@@ -250,15 +248,16 @@ def memory_update(
     if content is not None and content_hash(content) != stored.content_hash:
         embedded = _Embedded.of(content)
     changes = _Changes(content=content, tags=tags, metadata=metadata)
+    locked = {"memory_id": memory_id, "user_id": stored.user_id, "within": within}
     try:
-        _update_locked(memory_id=memory_id, within=within, changes=changes, embedded=embedded)
+        _update_locked(**locked, changes=changes, embedded=embedded)
     except _ContentMovedUnderUs:
         # Another edit committed between our read and our lock and changed the stored content
         # away from ours, which we had not embedded: embed it now (still outside any
         # transaction) and apply again. The vector depends on our content alone, so this
         # second attempt cannot need another.
         embedded = _Embedded.of(content)  # type: ignore[arg-type]
-        _update_locked(memory_id=memory_id, within=within, changes=changes, embedded=embedded)
+        _update_locked(**locked, changes=changes, embedded=embedded)
     return memory_get(memory_id=memory_id)
 
 
@@ -287,8 +286,15 @@ class _ContentMovedUnderUs(Exception):
 
 @transaction.atomic
 def _update_locked(
-    *, memory_id: str, within: str | object, changes: _Changes, embedded: _Embedded | None
+    *,
+    memory_id: str,
+    user_id: str | None,
+    within: str | object,
+    changes: _Changes,
+    embedded: _Embedded | None,
 ) -> None:
+    # The user's revision row before the memory's: the lock order of adds (see _store_batch).
+    revisions.touch([user_id])
     memory = memory_get(memory_id=memory_id, within=within, for_update=True)
     content, tags, metadata = changes.content, changes.tags, changes.metadata
     if content is not None:
@@ -329,8 +335,15 @@ def _update_locked(
         memory_changed.send(sender=Memory, user_id=memory.user_id)
 
 
-@transaction.atomic
 def memory_delete(*, memory_id: str, within: str | object = ALL_USERS) -> None:
+    stored = memory_get(memory_id=memory_id, within=within)
+    _delete_locked(memory_id=memory_id, user_id=stored.user_id, within=within)
+
+
+@transaction.atomic
+def _delete_locked(*, memory_id: str, user_id: str | None, within: str | object) -> None:
+    # The user's revision row before the memory's: the lock order of adds (see _store_batch).
+    revisions.touch([user_id])
     memory = memory_get(memory_id=memory_id, within=within, for_update=True)
     memory.delete()
     if memory.user_id is not None:
@@ -338,7 +351,7 @@ def memory_delete(*, memory_id: str, within: str | object = ALL_USERS) -> None:
 
 
 def memory_reinforce(*, memory_id: str, boost: float, within: str | object = ALL_USERS) -> Memory:
-    memory_get(memory_id=memory_id, within=within)
+    stored = memory_get(memory_id=memory_id, within=within)
     now = clock.now()
     # One UPDATE: decayed up to now, then boosted, computed by the database from the row as
     # it is when written. Read-modify-write in Python would let a concurrent decay pass or
@@ -348,6 +361,7 @@ def memory_reinforce(*, memory_id: str, boost: float, within: str | object = ALL
         last_seen_at=now,
         decayed_at=_decay_clock_at(now),
     )
+    revisions.touch([stored.user_id])
     return memory_get(memory_id=memory_id)
 
 
@@ -360,18 +374,24 @@ def memories_note_retrieved(*, memory_ids: list[str], boost: float | None = None
     if boost <= 0 or not memory_ids:
         return 0
     now = clock.now()
-    # One UPDATE for the same reason as memory_reinforce: no boost or decay is ever lost.
-    return Memory.objects.filter(pk__in=memory_ids).update(
-        salience=Least(_salience_at(now) + boost, 1.0), decayed_at=_decay_clock_at(now)
-    )
+    boosted = Memory.objects.filter(pk__in=memory_ids)
+    with transaction.atomic():
+        # Revision rows first: the lock order of adds (see _store_batch).
+        revisions.touch(boosted.order_by().values_list("user_id", flat=True).distinct())
+        # One UPDATE for the same reason as memory_reinforce: no boost or decay is ever lost.
+        return boosted.update(
+            salience=Least(_salience_at(now) + boost, 1.0), decayed_at=_decay_clock_at(now)
+        )
 
 
 @transaction.atomic
 def memories_delete_for_user(*, user_id: str) -> int:
     """Removes every memory of one user, with its vector and tag links; returns how many."""
-    _, per_model = Memory.objects.for_user(user_id).delete()
-    deleted = per_model.get(Memory._meta.label, 0)
-    user_memories_deleted.send(sender=Memory, user_id=user_id, deleted=deleted)
+    with transaction.atomic():
+        revisions.touch([user_id])  # first: the lock order of adds (see _store_batch)
+        _, per_model = Memory.objects.for_user(user_id).delete()
+        deleted = per_model.get(Memory._meta.label, 0)
+        user_memories_deleted.send(sender=Memory, user_id=user_id, deleted=deleted)
     return deleted
 
 
@@ -436,9 +456,13 @@ def memories_decay(
         if not page:
             return changed
         last_pk = page[-1]
-        changed += Memory.objects.filter(due, pk__in=page).update(
-            salience=_salience_at(now), decayed_at=now
-        )
+        with transaction.atomic():
+            updated = Memory.objects.filter(due, pk__in=page).update(
+                salience=_salience_at(now), decayed_at=now
+            )
+            if updated:
+                revisions.touch_all()
+        changed += updated
 
 
 @dataclass(frozen=True)
@@ -488,10 +512,7 @@ def memories_import(*, records: list[dict]) -> ImportResult:
         rows.append((memory, record["tags"]))
     with transaction.atomic():
         # Imported memories keep their order (oldest first) after the user's existing ones.
-        next_position = _next_positions({memory.user_id for memory, _ in rows})
-        for memory, _ in sorted(rows, key=lambda row: (row[0].created_at, str(row[0].pk))):
-            memory.position = next_position[memory.user_id]
-            next_position[memory.user_id] += 1
+        _place([m for m, _ in sorted(rows, key=lambda row: (row[0].created_at, str(row[0].pk)))])
         # ignore_conflicts: a memory whose content its user already holds under another id
         # is a duplicate, not an error; only the rows actually inserted get their tags.
         Memory.objects.bulk_create([memory for memory, _ in rows], ignore_conflicts=True)
@@ -538,6 +559,7 @@ def memories_reembed(*, batch: int = 256, on_progress=None) -> int:
                 memory.embedding_dim = len(vector)
             with transaction.atomic():
                 Memory.objects.bulk_update(rows, ["embedding", "embedding_model", "embedding_dim"])
+                revisions.touch_all()
             done, last_pk = done + len(rows), rows[-1].pk
             logger.info("re-embedding: %d/%d memories with %s", done, total, provider.model_id)
             if on_progress is not None:

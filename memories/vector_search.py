@@ -73,6 +73,10 @@ class VectorSearchBackend(Protocol):
         embedded by `model_id`); None when the scope is too large to read whole."""
         ...
 
+    def can_scan(self, scope: MemoryQuerySet) -> bool:
+        """Whether `scope` is small enough to read whole."""
+        ...
+
 
 class PortableBackend:
     """Exact cosine ranking in numpy over the scope's vectors; works on any database."""
@@ -102,6 +106,9 @@ class PortableBackend:
             matrix = np.frombuffer(blob, np.float32).reshape(len(usable), len(vector))
             sims[usable] = matrix @ vector
         return [(*row[:6], float(sim)) for row, sim in zip(rows, sims, strict=True)]
+
+    def can_scan(self, scope: MemoryQuerySet) -> bool:
+        return True
 
     @staticmethod
     def _vectors(scope: MemoryQuerySet, dim: int) -> tuple[list, np.ndarray]:
@@ -160,6 +167,9 @@ class PgvectorBackend:
         )
         rows = _epochs(scope).annotate(similarity=similarity).raw_rows(*_SCAN_COLUMNS, "similarity")
         return [(*row[:-1], float(row[-1])) for row in rows]
+
+    def can_scan(self, scope: MemoryQuerySet) -> bool:
+        return not self._scope_is_large(scope)
 
     @staticmethod
     def _nearest(

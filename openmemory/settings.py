@@ -242,6 +242,9 @@ if OM_EMBEDDINGS == "openai" and not OPENAI_API_KEY and "api.openai.com" in OM_O
 # PostgreSQL; smaller ones are ranked exactly, which is both faster and exact there.
 OM_HNSW_MIN_SCOPE = env_int("OM_HNSW_MIN_SCOPE", 20_000, minimum=1)
 OM_HNSW_EF_SEARCH = env_int("OM_HNSW_EF_SEARCH", 100, minimum=1)
+# Each server process keeps the search columns (vectors included) of the users it searched
+# lately, up to this many MB, checked against the user's revision on every query; 0: off.
+OM_SEARCH_CACHE_MB = env_int("OM_SEARCH_CACHE_MB", 64, minimum=0)
 OM_DEFAULT_SALIENCE = env_float("OM_DEFAULT_SALIENCE", 0.5, minimum=0, maximum=1)
 OM_REINFORCE_BOOST = env_float("OM_REINFORCE_BOOST", 0.1, minimum=0, maximum=1)
 # Added to the salience of every memory a query returns; 0 (the default) turns it off.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -25,48 +25,58 @@ logger = logging.getLogger("openmemory")
 QUEUE_EXPIRY = timedelta(minutes=10)
 # The sweep's task, which the embedded scheduler runs for user_summaries_regenerate_all.
 REFRESH_STALE_TASK = "users.tasks.refresh_stale_summaries"
+REGENERATE_TASK = "users.tasks.regenerate_user_summary"
 
 
 def user_summary_note_added(*, counts: dict[str, int]) -> None:
     """Counts new memories per user inside the caller's transaction and, when a user reaches
     the interval (or gets a first memory), enqueues one regeneration after commit.
 
-    Three statements whatever the number of users. The rows are locked (on PostgreSQL; SQLite
-    transactions are IMMEDIATE, so writers are serialised anyway) so that concurrent adds for
-    one user take turns here: exactly one of them sees the interval reached and enqueues, and
-    `queued_at` keeps the later ones from enqueuing it again.
+    One upsert per user (a second UPDATE only when a regeneration falls due). The upsert
+    locks the row (on PostgreSQL; SQLite transactions are IMMEDIATE, so writers are
+    serialised anyway) until commit, so concurrent adds for one user take turns here:
+    exactly one of them sees the interval reached and claims `queued_at`, which keeps the
+    later ones from enqueuing it again.
     """
     now = clock.now()
-    user_ids = sorted(counts)  # a fixed lock order avoids deadlocks between batches
-    UserSummary.objects.bulk_create(
-        [UserSummary(user_id=user_id) for user_id in user_ids], ignore_conflicts=True
-    )
-    summaries = list(
-        UserSummary.objects.select_for_update().filter(user_id__in=user_ids).order_by("user_id")
-    )
-    for summary in summaries:
-        added = counts[summary.user_id]
-        summary.pending_memories += added
-        summary.memories_added += added
-        summary.generation += added
-        summary.stale = True
-        if _is_due(summary) and not _is_queued(summary, now):
-            summary.queued_at = now
-            _enqueue_regeneration(summary.user_id)
-    UserSummary.objects.bulk_update(
-        summaries, ["pending_memories", "memories_added", "generation", "stale", "queued_at"]
-    )
+    for user_id in sorted(counts):  # a fixed lock order avoids deadlocks between batches
+        pk, pending, reflections, queued_at = _count_added(user_id, counts[user_id], now)
+        due = reflections == 0 or pending >= settings.OM_USER_SUMMARY_INTERVAL
+        if due and (queued_at is None or now - queued_at >= QUEUE_EXPIRY):
+            UserSummary.objects.filter(pk=pk).update(queued_at=now)
+            _enqueue_regeneration(user_id)
 
 
-def _is_due(summary: UserSummary) -> bool:
-    return (
-        summary.reflection_count == 0
-        or summary.pending_memories >= settings.OM_USER_SUMMARY_INTERVAL
-    )
+_SUMMARY_TABLE = UserSummary._meta.db_table
+# Every column of a new row (raw SQL applies no model defaults): counters at `added`,
+# everything else as the model's defaults.
+_COUNT_ADDED = (
+    f"INSERT INTO {_SUMMARY_TABLE} (user_id, summary, reflection_count, memory_count, "
+    "pending_memories, stale, invalidated, generation, summarized_generation, memories_added, "
+    "edited_generation, provider, fallback_reason, created_at) "
+    "VALUES (%s, '', 0, 0, %s, %s, %s, %s, 0, %s, 0, '', '', %s) "
+    "ON CONFLICT (user_id) DO UPDATE SET "
+    f"pending_memories = {_SUMMARY_TABLE}.pending_memories + excluded.pending_memories, "
+    f"memories_added = {_SUMMARY_TABLE}.memories_added + excluded.memories_added, "
+    f"generation = {_SUMMARY_TABLE}.generation + excluded.generation, stale = excluded.stale "
+    "RETURNING id, pending_memories, reflection_count, queued_at"
+)
 
 
-def _is_queued(summary: UserSummary, now) -> bool:
-    return summary.queued_at is not None and now - summary.queued_at < QUEUE_EXPIRY
+def _count_added(user_id: str, added: int, now) -> tuple[int, int, int, object]:
+    """Adds `added` to the user's counters and marks the summary stale (creating the row),
+    in one statement; returns (pk, pending_memories, reflection_count, queued_at)."""
+    from django.db import connection
+
+    created = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_ADDED, [user_id, added, True, False, added, added, created])
+        pk, pending, reflections, queued_at = cursor.fetchone()
+    if isinstance(queued_at, str):
+        queued_at = datetime.fromisoformat(queued_at)
+    if queued_at is not None and queued_at.tzinfo is None:  # SQLite: naive UTC
+        queued_at = queued_at.replace(tzinfo=UTC)
+    return pk, pending, reflections, queued_at
 
 
 def _enqueue_regeneration(user_id: str) -> None:
@@ -74,12 +84,21 @@ def _enqueue_regeneration(user_id: str) -> None:
     new memories). If the broker is down the write still stands: the summary stays stale
     and the scheduled sweep regenerates it."""
 
+    def unqueue() -> None:
+        UserSummary.objects.filter(user_id=user_id).update(queued_at=None)
+
     def send() -> None:
+        if scheduler.embedded():
+            # Without a broker, on the embedded scheduler's thread when one runs: the add
+            # that reached the interval answers without waiting for the summary. If it fails
+            # (a busy database past its retries), the sweep is left to do it.
+            scheduler.run_soon(REGENERATE_TASK, [user_id], on_failure=unqueue)
+            return
         try:
             regenerate_user_summary.delay(user_id)
         except Exception as exc:  # kombu raises several types for an unreachable broker
             logger.warning("could not enqueue summary of %s (%s); the sweep will", user_id, exc)
-            UserSummary.objects.filter(user_id=user_id).update(queued_at=None)
+            unqueue()
 
     transaction.on_commit(send)
 

@@ -94,7 +94,9 @@ def runs_of(task: str) -> int:
 def test_embedded_server_runs_the_sweep_and_decay_on_their_schedules(deploy, every_second):
     deployment = deploy(OM_SCHEDULER_POLL_SECONDS="0.2")
     om = deployment.client
-    om.add("User prefers window seats", user_id="flyer")  # first memory: summarised at once
+    om.add("User prefers window seats", user_id="flyer")  # first memory: summarised soon
+    # (on the scheduler's thread: the add does not wait for it)
+    assert wait_for(lambda: om.get_user_summary("flyer")["reflection_count"] == 1)
     om.add("User collects airline menus", user_id="flyer")  # below the interval: stale
     paris = om.add("Paris is the capital of France")["id"]
     Memory.objects.filter(pk=paris).update(decayed_at=F("decayed_at") - timedelta(days=10))

@@ -1,0 +1,88 @@
+"""Scope revisions: the token every write to a user's memories changes, and places in the
+user's sequence (see ScopeRevision)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+from django.db import connection
+
+from memories.models import ScopeRevision
+
+_TABLE = ScopeRevision._meta.db_table
+_MEMORIES = "memories_memory"
+
+
+def scope_key(user_id: str | None) -> str:
+    return ScopeRevision.SHARED if user_id is None else user_id
+
+
+def _token() -> int:
+    return secrets.randbits(62) + 1
+
+
+def _upsert(user_id: str | None, added: int) -> int:
+    """One statement: a new token for the user's scope and `added` more places taken;
+    returns the last place now taken. A scope seen for the first time starts after the
+    user's highest stored place (memories stored before the table existed)."""
+    owner = "user_id IS NULL" if user_id is None else "user_id = %s"
+    params: list[object] = [scope_key(user_id), _token(), added]
+    if user_id is not None:
+        params.append(user_id)
+    params.append(added)
+    # The WHERE clause is required: SQLite cannot otherwise tell the upsert's ON from a join.
+    sql = (
+        f"INSERT INTO {_TABLE} (scope, revision, last_position) "
+        f"SELECT %s, %s, COALESCE(MAX(position), 0) + %s FROM {_MEMORIES} WHERE {owner} "
+        f"ON CONFLICT (scope) DO UPDATE SET revision = excluded.revision, "
+        f"last_position = {_TABLE}.last_position + %s RETURNING last_position"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])
+
+
+def claim_positions(counts: dict[str | None, int]) -> dict[str | None, int]:
+    """The first of `n` consecutive new places for each user (inside the caller's write
+    transaction), with the user's token changed. On PostgreSQL the row lock makes
+    concurrent adds for one user take distinct places."""
+    return {
+        user_id: _upsert(user_id, n) - n + 1
+        for user_id, n in sorted(counts.items(), key=lambda item: str(item[0]))
+    }
+
+
+def touch(user_ids: Iterable[str | None]) -> None:
+    """A new token for each user's scope: their memories changed (edit, delete, salience)."""
+    for user_id in sorted(set(user_ids), key=str):
+        _upsert(user_id, 0)
+
+
+def touch_all() -> None:
+    """A new token that every cached scope depends on: a change across all users (decay,
+    re-embedding)."""
+    sql = (
+        f"INSERT INTO {_TABLE} (scope, revision, last_position) VALUES (%s, %s, 0) "
+        f"ON CONFLICT (scope) DO UPDATE SET revision = excluded.revision"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ScopeRevision.ALL, _token()])
+
+
+def current(user_id: str | None) -> tuple:
+    """What a cached copy of the user's memories is checked against, in one read: the
+    user's token, the all-users token (None where never set), and how many memories the
+    user holds and their highest place (from the (user_id, position) index). The last two
+    catch rows deleted or inserted without going through the services (a script, a
+    manual cleanup), which change no token."""
+    owner = "user_id IS NULL" if user_id is None else "user_id = %s"
+    params = [scope_key(user_id), ScopeRevision.ALL] + ([] if user_id is None else [user_id])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT revision FROM {_TABLE} WHERE scope = %s), "
+            f"(SELECT revision FROM {_TABLE} WHERE scope = %s), "
+            f"COUNT(*), MAX(position) FROM {_MEMORIES} WHERE {owner}",
+            params,
+        )
+        return tuple(cursor.fetchone())

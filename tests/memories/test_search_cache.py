@@ -1,0 +1,109 @@
+"""The per-process search cache (memories/search_cache.py): answers follow every write at
+once, in this process and across gunicorn workers, and never cross users."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from memories import search_cache
+from memories.models import Memory
+from memories.services import memory_create, memory_delete, memory_update
+from tests.live import wait_for
+
+
+def ids(matches: list[dict]) -> list[str]:
+    return [m["id"] for m in matches]
+
+
+def scans(captured: CaptureQueriesContext) -> int:
+    """Reads of a user's whole scope (the cache's load): they select every vector."""
+    return sum(
+        ('"memories_memory"."embedding"' in q["sql"] and "julianday" in q["sql"].lower())
+        or "vector_send" in q["sql"]
+        for q in captured.captured_queries
+    )
+
+
+@pytest.fixture
+def alice(add):
+    added = [
+        add(text, user_id="alice")["id"]
+        for text in (
+            "Alice adopted a grey cat called Miso",
+            "Alice runs along the river every Sunday",
+            "Alice is learning Portuguese for a trip to Lisbon",
+        )
+    ]
+    return added
+
+
+def test_repeated_queries_read_the_scope_once(alice, query):
+    search_cache.clear()
+    with CaptureQueriesContext(connection) as first:
+        query("cat", user_id="alice")
+    with CaptureQueriesContext(connection) as second:
+        query("river", user_id="alice")
+    assert scans(first) == 1
+    assert scans(second) == 0
+
+
+@pytest.mark.django_db
+def test_edits_deletes_and_adds_show_at_once(alice, add, api, query):
+    assert ids(query("cat Miso", user_id="alice"))[0] == alice[0]
+    api.patch(f"/memory/{alice[0]}", {"content": "Alice adopted a dog named Pesto"}, format="json")
+    found = query("dog Pesto", user_id="alice")
+    assert found[0]["id"] == alice[0] and "Pesto" in found[0]["content"]
+    api.delete(f"/memory/{alice[1]}")
+    assert alice[1] not in ids(query("river Sunday", user_id="alice", k=10))
+    new = add("Alice bakes sourdough on Fridays", user_id="alice")["id"]
+    assert ids(query("sourdough", user_id="alice"))[0] == new
+
+
+@pytest.mark.django_db
+def test_writes_outside_the_services_are_noticed(alice, query):
+    """A script deleting or inserting rows directly changes no revision token; the row count
+    and highest place checked with it still give the change away."""
+    query("cat", user_id="alice")
+    Memory.objects.filter(pk=alice[0]).delete()
+    assert alice[0] not in ids(query("cat Miso", user_id="alice", k=10))
+
+
+@pytest.mark.django_db
+def test_users_never_share_a_copy(add, query):
+    mine = add("Likes green tea in the morning", user_id="u1")["id"]
+    theirs = add("Likes green tea in the morning", user_id="u2")["id"]
+    assert mine != theirs
+    for _ in range(2):  # the second round is served from the copies
+        assert ids(query("green tea", user_id="u1")) == [mine]
+        assert ids(query("green tea", user_id="u2")) == [theirs]
+
+
+def test_copies_follow_writes_from_other_processes(deploy):
+    """Three gunicorn workers, each with its own copy: after a write through any worker (or
+    by another process on the database), every worker answers from the new state."""
+    deployment = deploy()
+    om = deployment.client
+    cat = om.add("Bea has a ginger cat called Toast", user_id="bea")["id"]
+    om.add("Bea swims at the lido on Tuesdays", user_id="bea")
+
+    def answers(text: str) -> list[list[str]]:
+        # Enough requests that each of the 3 workers answers some of them.
+        return [
+            [m["content"] for m in om.query(text, k=5, filters={"user_id": "bea"})["matches"]]
+            for _ in range(12)
+        ]
+
+    assert all("Toast" in found[0] for found in answers("cat Toast"))
+    om.update(cat, content="Bea has a black cat called Biscuit")
+    assert all("Biscuit" in found[0] for found in answers("cat"))
+    assert not any("Toast" in text for found in answers("cat") for text in found)
+
+    # Another process (here: this test, through the services) writes to the database.
+    memory_update(memory_id=cat, content="Bea has a tabby cat called Crumble")
+    assert all("Crumble" in found[0] for found in answers("cat"))
+    memory_delete(memory_id=cat)
+    assert not any("cat" in text for found in answers("cat") for text in found)
+    memory_create(content="Bea keeps bees on the roof", user_id="bea")
+    assert wait_for(lambda: all("bees" in found[0] for found in answers("bees roof")), 5)
