@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -48,6 +50,34 @@ def database_url() -> str:
     user = db.get("USER") or "postgres"
     host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+@contextlib.contextmanager
+def fresh_database(directory: Path) -> Iterator[str]:
+    """The URL of an empty, never migrated database of the test database's kind (a new
+    PostgreSQL database on the same server, or a SQLite file in `directory`), dropped after."""
+    if connection.vendor == "sqlite":
+        yield f"sqlite:///{directory / 'fresh.sqlite3'}"
+        return
+    import psycopg
+    from psycopg import sql
+
+    db = connection.settings_dict
+    name = f"{db['NAME']}_fresh_{uuid.uuid4().hex[:8]}"
+    server = {
+        "host": db.get("HOST") or "127.0.0.1",
+        "port": db.get("PORT") or 5432,
+        "user": db.get("USER") or "postgres",
+        "password": db.get("PASSWORD") or None,
+    }
+    with psycopg.connect(**server, dbname="postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"postgres://{server['user']}@{server['host']}:{server['port']}/{name}"
+    finally:
+        with psycopg.connect(**server, dbname="postgres", autocommit=True) as admin:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            admin.execute(drop.format(sql.Identifier(name)))
 
 
 def free_port() -> int:
