@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -15,6 +18,7 @@ import pytest
 from django.db import connection
 
 from openmemory import OpenMemory
+from openmemory.client import OpenMemoryError
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("OM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -50,6 +54,34 @@ def database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
+@contextlib.contextmanager
+def fresh_database(directory: Path) -> Iterator[str]:
+    """The URL of an empty, never migrated database of the test database's kind (a new
+    PostgreSQL database on the same server, or a SQLite file in `directory`), dropped after."""
+    if connection.vendor == "sqlite":
+        yield f"sqlite:///{directory / 'fresh.sqlite3'}"
+        return
+    import psycopg
+    from psycopg import sql
+
+    db = connection.settings_dict
+    name = f"{db['NAME']}_fresh_{uuid.uuid4().hex[:8]}"
+    server = {
+        "host": db.get("HOST") or "127.0.0.1",
+        "port": db.get("PORT") or 5432,
+        "user": db.get("USER") or "postgres",
+        "password": db.get("PASSWORD") or None,
+    }
+    with psycopg.connect(**server, dbname="postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"postgres://{server['user']}@{server['host']}:{server['port']}/{name}"
+    finally:
+        with psycopg.connect(**server, dbname="postgres", autocommit=True) as admin:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            admin.execute(drop.format(sql.Identifier(name)))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,36 +115,50 @@ class Deployment:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.client = OpenMemory(api_key=API_KEY, base_url=self.base_url)
 
-    def _spawn(self, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def _spawn(
+        self, command: list[str], env: dict[str, str], *, migrate: bool = False
+    ) -> subprocess.Popen:
+        if migrate:
+            # As the Makefile's run, worker and beat targets do: migrate, then start.
+            migrate_first = f"{shlex.quote(sys.executable)} manage.py migrate --noinput -v0"
+            command = ["sh", "-c", f'{migrate_first} && exec "$@"', "sh", *command]
         process = subprocess.Popen(command, cwd=ROOT, env={**self.env, **env})
         self.processes.append(process)
         return process
 
     def start_server(self) -> None:
+        self.launch_server()
+        self.wait_until_serving(timeout=20)
+
+    def launch_server(self, *, workers: int = 3, migrate: bool = False) -> None:
+        """Starts gunicorn without waiting for it (with `migrate`, after `manage.py migrate`)."""
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         bind = f"127.0.0.1:{self.port}"
-        options = ["--workers", "3", "--worker-class", "gthread", "--threads", "4"]
-        self._spawn(
-            [gunicorn, "openmemory.wsgi", "--bind", bind, *options, "--log-level", "warning"], {}
-        )
+        options = ["--workers", str(workers), "--worker-class", "gthread", "--threads", "4"]
+        command = [gunicorn, "openmemory.wsgi", "--bind", bind, *options]
+        self._spawn([*command, "--log-level", "warning"], {}, migrate=migrate)
 
+    def wait_until_serving(self, timeout: float) -> None:
         def healthy() -> bool:
             try:
                 return self.client.health()["ok"]
+            except OpenMemoryError as exc:
+                return exc.status == 429  # /health is rate limited per address: it answers
             except Exception:
                 return False
 
-        assert wait_for(healthy, timeout=20), "gunicorn did not start"
+        assert wait_for(healthy, timeout=timeout), "gunicorn did not start"
 
-    def _celery(self, *args: str, **env: str) -> subprocess.Popen:
+    def _celery(self, *args: str, migrate: bool = False, **env: str) -> subprocess.Popen:
         command = [sys.executable, "-m", "celery", "-A", "openmemory", *args]
-        return self._spawn([*command, "--loglevel=WARNING"], env)
+        return self._spawn([*command, "--loglevel=WARNING"], env, migrate=migrate)
 
-    def start_worker(self, **env: str) -> subprocess.Popen:
-        return self._celery("worker", "--pool=solo", "--without-gossip", "--without-mingle", **env)
+    def start_worker(self, *, migrate: bool = False, **env: str) -> subprocess.Popen:
+        options = ("--pool=solo", "--without-gossip", "--without-mingle")
+        return self._celery("worker", *options, migrate=migrate, **env)
 
-    def start_beat(self, **env: str) -> subprocess.Popen:
-        return self._celery("beat", "--max-interval", "1", "--pidfile=", **env)
+    def start_beat(self, *, migrate: bool = False, **env: str) -> subprocess.Popen:
+        return self._celery("beat", "--max-interval", "1", "--pidfile=", migrate=migrate, **env)
 
     def stop(self) -> None:
         for process in self.processes:

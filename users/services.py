@@ -95,7 +95,7 @@ def _enqueue_regeneration(user_id: str) -> None:
             scheduler.run_soon(REGENERATE_TASK, [user_id], on_failure=unqueue)
             return
         try:
-            regenerate_user_summary.delay(user_id)
+            regenerate_user_summary.delay(user_id, only_if_stale=True)
         except Exception as exc:  # kombu raises several types for an unreachable broker
             logger.warning("could not enqueue summary of %s (%s); the sweep will", user_id, exc)
             unqueue()
@@ -171,6 +171,24 @@ def user_summary_regenerate(*, user_id: str) -> UserSummary:
         summary.save()
         summary.refresh_from_db()
     return summary
+
+
+def user_summary_refresh(*, user_id: str) -> UserSummary:
+    """A scheduled regeneration: rebuilds the summary unless nothing changed since its text.
+
+    One change can be covered twice when the system runs on several machines: the add's task
+    waits in the queue while a reader's GET of a user with no summary yet builds it on
+    demand on another app server, or a worker dies after storing the text and the broker
+    redelivers the task. The second finds the summary fresh (not stale: no add, edit or
+    request since the text's snapshot; not invalidated) and skips, so each change is
+    summarised once (one LLM call), not once per instance that noticed it. A change that
+    lands after this check makes the summary stale again, and its own enqueue or the sweep
+    covers it."""
+    summary = UserSummary.objects.filter(user_id=user_id).first()
+    fresh = summary is not None and not (summary.stale or summary.invalidated)
+    if fresh and summary.reflection_count:
+        return summary
+    return user_summary_regenerate(user_id=user_id)
 
 
 def user_summaries_refresh_stale() -> int:

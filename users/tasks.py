@@ -14,12 +14,17 @@ from core.tasks import RELIABLE
 
 
 @shared_task(**RELIABLE)
-def regenerate_user_summary(user_id: str) -> None:
-    from users.services import user_summary_regenerate
+def regenerate_user_summary(user_id: str, only_if_stale: bool = False) -> None:
+    """`only_if_stale`: sent by the services' own scheduling (interval, edit, sweep), which
+    must rebuild once per change; an operator's request (the admin action) always rebuilds."""
+    from users.services import user_summary_refresh, user_summary_regenerate
 
     # NotFound: the user's memories were deleted before the task ran; nothing to summarise.
     with contextlib.suppress(NotFound):
-        user_summary_regenerate(user_id=user_id)
+        if only_if_stale:
+            user_summary_refresh(user_id=user_id)
+        else:
+            user_summary_regenerate(user_id=user_id)
 
 
 @shared_task(**RELIABLE)

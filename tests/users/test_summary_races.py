@@ -128,3 +128,26 @@ def test_an_edit_during_a_regeneration_keeps_the_summary_from_being_served(
     assert "Berlin" not in summary.summary
     served = api.get("/users/u1/summary").json()["summary"]
     assert "Lisbon" not in served and "Berlin" not in served and "tea" in served
+
+
+def test_a_queued_regeneration_skips_a_change_already_summarised_on_demand(
+    add, api, django_capture_on_commit_callbacks
+):
+    from users.tasks import regenerate_user_summary
+
+    # The add's regeneration waits in the queue (its on_commit has not run yet) while a
+    # reader, on another app server, asks for the summary: it is built on demand.
+    with django_capture_on_commit_callbacks() as queued:
+        add("User lives in Porto", user_id="u1")
+    assert api.get("/users/u1/summary").json()["reflection_count"] == 1
+
+    for send in queued:  # the queued task reaches a worker: nothing changed since
+        send()
+    assert UserSummary.objects.get(user_id="u1").reflection_count == 1
+
+    add("User likes green tea", user_id="u1")  # below the interval: stale, not queued
+    regenerate_user_summary.delay("u1", only_if_stale=True)  # as the sweep sends it
+    summary = UserSummary.objects.get(user_id="u1")
+    assert (summary.reflection_count, summary.stale) == (2, False)
+    regenerate_user_summary.delay("u1")  # the admin's "Regenerate summary" always rebuilds
+    assert UserSummary.objects.get(user_id="u1").reflection_count == 3
