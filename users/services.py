@@ -88,14 +88,16 @@ def _enqueue_regeneration(user_id: str) -> None:
         UserSummary.objects.filter(user_id=user_id).update(queued_at=None)
 
     def send() -> None:
+        # Both paths send only_if_stale=True: a change already summarised elsewhere (on
+        # demand, on another app server) is skipped, not rebuilt (user_summary_refresh).
         if scheduler.embedded():
             # Without a broker, on the embedded scheduler's thread when one runs: the add
             # that reached the interval answers without waiting for the summary. If it fails
             # (a busy database past its retries), the sweep is left to do it.
-            scheduler.run_soon(REGENERATE_TASK, [user_id], on_failure=unqueue)
+            scheduler.run_soon(REGENERATE_TASK, [user_id, True], on_failure=unqueue)
             return
         try:
-            regenerate_user_summary.delay(user_id, only_if_stale=True)
+            regenerate_user_summary.delay(user_id, True)
         except Exception as exc:  # kombu raises several types for an unreachable broker
             logger.warning("could not enqueue summary of %s (%s); the sweep will", user_id, exc)
             unqueue()
