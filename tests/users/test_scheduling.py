@@ -96,13 +96,16 @@ def test_embedded_server_runs_the_sweep_and_decay_on_their_schedules(deploy, eve
     om = deployment.client
     om.add("User prefers window seats", user_id="flyer")  # first memory: summarised soon
     # (on the scheduler's thread: the add does not wait for it)
-    assert wait_for(lambda: om.get_user_summary("flyer")["reflection_count"] == 1)
+    # (at least once: the GET may build it on demand while the scheduler's build runs)
+    assert wait_for(lambda: om.get_user_summary("flyer")["reflection_count"] >= 1)
+    first = om.get_user_summary("flyer")["reflection_count"]
     om.add("User collects airline menus", user_id="flyer")  # below the interval: stale
     paris = om.add("Paris is the capital of France")["id"]
     Memory.objects.filter(pk=paris).update(decayed_at=F("decayed_at") - timedelta(days=10))
 
-    assert wait_for(lambda: om.get_user_summary("flyer")["reflection_count"] == 2)
-    assert "airline menus" in om.get_user_summary("flyer")["summary"]
+    # The sweep picks up the stale summary: rebuilt with the second memory.
+    assert wait_for(lambda: "airline menus" in om.get_user_summary("flyer")["summary"])
+    assert om.get_user_summary("flyer")["reflection_count"] > first
     assert wait_for(lambda: om.get(paris)["salience"] < 0.5 * math.exp(-0.005 * 9))
     assert om.get(paris)["salience"] == pytest.approx(0.5 * math.exp(-0.005 * 10), rel=1e-3)
 
