@@ -190,10 +190,11 @@ def test_other_users_memories_never_appear(user_123):
     assert summary.memory_count == 4
 
 
-def test_summary_takes_two_queries_whatever_the_number_of_memories(db, django_assert_num_queries):
+def test_summary_takes_three_queries_whatever_the_number_of_memories(db, django_assert_num_queries):
     seed("busy", [f"User visited museum number {i}" for i in range(300)])
 
-    with django_assert_num_queries(2):  # the memories, then the tags of the candidates
+    # The memories, the vectors of the candidates, then their tags.
+    with django_assert_num_queries(3):
         summarize("busy")
 
 
