@@ -10,7 +10,10 @@ The reference is LoCoMo's `observation` field: the facts about that speaker, eve
 A fact counts as covered when some sentence of the summary has cosine similarity >= t with it
 under all-MiniLM-L6-v2 (the server's `local` model), for several thresholds t; the mean best
 similarity of the facts is printed too. Coverage is the share of all facts (micro average)
-and the mean of the per-user shares (macro).
+and the mean of the per-user shares (macro). Both sides are compared with the person's name
+read as "the user", and again subject-blind (without "the user", "I", "they", "my"...): the
+model rates "The user adopted a dog" closer to "Caroline adopted a dog" than "I adopted a
+dog", so the second table shows what is said, whatever the grammatical person.
 
 Baseline "first N": the user's earliest memories' texts (without the protocol's date and
 speaker prefix, which would only spend words), whole memories while they fit in
@@ -110,6 +113,19 @@ def neutral(text: str, name: str) -> str:
     return re.sub(rf"\b{re.escape(name)}\b", "the user", text)
 
 
+_SUBJECT = re.compile(
+    r"\b(?:the user's|the user|they're|they've|they|their|them|themselves|i'm|i've|i'll|i'd|"
+    r"i|my|me|myself|mine)\b",
+    re.IGNORECASE,
+)
+
+
+def subject_blind(text: str, name: str) -> str:
+    """Also without the words that name the person ("the user", "I", "they", "my"...): what
+    is left is what the sentence says, however it refers to the person."""
+    return _SUBJECT.sub("", neutral(text, name)).strip()
+
+
 class Coverage:
     """Scores summaries against reference facts with the local model."""
 
@@ -123,11 +139,14 @@ class Coverage:
 
         self.model = LocalEmbeddings(threads=2)
 
-    def best_similarities(self, name: str, facts: list[str], summary: str) -> np.ndarray:
-        parts = [neutral(part, name) for part in sentences(summary)]
+    def best_similarities(
+        self, name: str, facts: list[str], summary: str, *, blind: bool = False
+    ) -> np.ndarray:
+        normal = subject_blind if blind else neutral
+        parts = [normal(part, name) for part in sentences(summary)]
         if not parts:
             return np.zeros(len(facts))
-        facts = [neutral(fact, name) for fact in facts]
+        facts = [normal(fact, name) for fact in facts]
         matrix = self.model.embed(facts) @ self.model.embed(parts).T
         return matrix.max(axis=1)
 
@@ -247,16 +266,18 @@ def main() -> None:
         ours: [row["summary"] for row in rows],
         "first N memories": [first_n(s.texts, args.max_words) for s in speakers],
     }
-    results = {}
+    results: dict[str, dict] = {}
+    blind_results: dict[str, dict] = {}
     for name, summaries in texts.items():
-        best = [
-            coverage.best_similarities(s.name, s.facts, text)
-            for s, text in zip(speakers, summaries, strict=True)
-        ]
-        results[name] = {
-            **score(best),
-            "words": float(np.mean([len(t.split()) for t in summaries])),
-        }
+        for blind, into in ((False, results), (True, blind_results)):
+            best = [
+                coverage.best_similarities(s.name, s.facts, text, blind=blind)
+                for s, text in zip(speakers, summaries, strict=True)
+            ]
+            into[name] = {
+                **score(best),
+                "words": float(np.mean([len(t.split()) for t in summaries])),
+            }
     regenerate = [row["regenerate_ms"] for row in rows]
     timing = {
         "regenerate_ms_median": statistics.median(regenerate),
@@ -264,7 +285,11 @@ def main() -> None:
         "load_and_regenerate_s": loaded,
     }
     print()
+    print('Facts and summary sentences with the person\'s name read as "the user":')
     print(table(results))
+    print()
+    print('Subject-blind ("the user", I, they, my... removed from both sides):')
+    print(table(blind_results))
     print()
     print(
         f"regenerate over HTTP, per user ({len(speakers)} users, 184-344 memories each): "
@@ -278,7 +303,15 @@ def main() -> None:
             print(f"first N: {base}")
     if args.json:
         args.json.write_text(
-            json.dumps({"results": results, "timing": timing, "summaries": rows}, indent=2)
+            json.dumps(
+                {
+                    "results": results,
+                    "subject_blind": blind_results,
+                    "timing": timing,
+                    "summaries": rows,
+                },
+                indent=2,
+            )
         )
 
 

@@ -30,6 +30,9 @@ MAX_SOURCE_MEMORIES = 500
 # A memory with no statement still counts this much towards what the summary should cover
 # (a statement counts 1 + its quality).
 COVERAGE_FLOOR = 0.1
+# How much a statement's length counts against it: between 0 (pick the most informative
+# whatever its length) and 1 (information per word).
+COST_EXPONENT = 0.75
 # A statement whose memory is this similar to an already chosen one's says the same thing.
 NEAR_DUPLICATE = 0.92
 # At most this many same-verb clauses share one sentence; longer lists read as a dump.
@@ -301,6 +304,20 @@ _FACT_CUES = re.compile(
 )
 _NUMBER_OR_NAME = re.compile(r"\d|(?<=\w )[A-Z][a-z]+")
 MIN_STATEMENT_WORDS = 3
+# Words that carry content (not pronouns, articles, auxiliaries): "The user loved it" has one,
+# and says nothing without the line before it.
+MIN_CONTENT_WORDS = 3
+_FUNCTION_WORDS = frozenset(
+    """
+    a an the and or but so of to in on at by for with from as is are was were be been being
+    am has have had do does did will would can could should might must may shall not no it
+    its this that these those them they their theirs we our us i me my mine you your he him
+    his she her hers just really very too also then there here what which who whom how when
+    where why if than up out about into over all any some one much many more most such
+    user user's
+    """.split()
+)
+_WORD_OF = re.compile(r"[\w'\u2019%]+")
 MAX_STATEMENT_WORDS = 40
 
 
@@ -320,6 +337,9 @@ def _statement_quality(sentence: str) -> float:
         or sentence.rstrip(_CLOSERS).endswith("?")
         or _SMALL_TALK.match(sentence)
     ):
+        return 0.0
+    content = [w for w in _WORD_OF.findall(sentence.casefold()) if w not in _FUNCTION_WORDS]
+    if len(content) < MIN_CONTENT_WORDS:
         return 0.0
     quality = 0.4
     if _FIRST_PERSON.match(sentence) or _USER_SUBJECT.match(sentence):
@@ -583,7 +603,7 @@ def extractive_text(ranked: list[_Ranked], max_words: int) -> str:
     themes = _themes(pool)
     alive = np.array([offer is not None for offer in offers])
     cost = np.array([len(offer[0].split()) if offer else 1 for offer in offers], dtype=float)
-    merit = quality * importance / np.sqrt(cost)
+    merit = quality * importance / cost**COST_EXPONENT
     covered = np.zeros(len(pool))
     chosen: dict[int, _Choice] = {}
     seen: set[str] = set()
