@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
@@ -355,6 +356,8 @@ def _statement_quality(sentence: str) -> float:
     return quality * (1 + 0.5 * min(cues, 2)) * (1 + 0.25 * min(specifics, 2))
 
 
+# Refreshes re-read the same memories: most of a user's history was parsed last time.
+@functools.lru_cache(maxsize=8192)
 def _best_statement(content: str) -> tuple[str, float] | None:
     """The memory's most informative sentence, as a sentence about the user, and its
     quality; None when no sentence states anything (a question, a greeting, thanks)."""
