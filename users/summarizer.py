@@ -307,7 +307,7 @@ _NUMBER_OR_NAME = re.compile(r"\d|(?<=\w )[A-Z][a-z]+")
 MIN_STATEMENT_WORDS = 3
 # Words that carry content (not pronouns, articles, auxiliaries): "The user loved it" has one,
 # and says nothing without the line before it.
-MIN_CONTENT_WORDS = 3
+MIN_CONTENT_WORDS = 2
 _FUNCTION_WORDS = frozenset(
     """
     a an the and or but so of to in on at by for with from as is are was were be been being
@@ -611,6 +611,7 @@ def extractive_text(ranked: list[_Ranked], max_words: int) -> str:
     chosen: dict[int, _Choice] = {}
     seen: set[str] = set()
     value = np.zeros(len(pool))
+    used = 0
     stale = True
     while alive.any():
         if stale:
@@ -623,12 +624,14 @@ def extractive_text(ranked: list[_Ranked], max_words: int) -> str:
         key = _dedupe_key(sentence)
         if key in seen or (chosen and similarity[index, list(chosen)].max() >= NEAR_DUPLICATE):
             continue
+        if used + cost[index] - 3 > max_words:
+            continue  # too long even if it joined a clause of the same verb
         choice = _Choice(sentence, themes[pool[index].id], _clause(sentence))
         trial = {**chosen, index: choice}
-        used = _word_count(_render([trial[i] for i in sorted(trial)]))
-        if used > max_words:
+        trial_used = _word_count(_render([trial[i] for i in sorted(trial)]))
+        if trial_used > max_words:
             continue  # a shorter statement may still fit
-        chosen = trial
+        chosen, used = trial, trial_used
         seen.add(key)
         covered = np.maximum(covered, similarity[:, index])
         stale = True
