@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
-import itertools
 import json
 import logging
 import math
@@ -17,15 +17,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 from django.conf import settings
 
 from memories.models import Memory
 
 logger = logging.getLogger("openmemory")
 
-# Distinct memories, best first, that a summary may draw on: far more than any sensible cap
-# holds, and it bounds the work for users with many thousands of memories.
-MAX_SOURCE_MEMORIES = 200
+# Memories, most important first, that a summary may draw on and must cover: a long history
+# of conversation turns, and a bound on the work (and on the similarity matrix) for users
+# with many thousands of memories.
+MAX_SOURCE_MEMORIES = 500
+# A memory with no statement still counts this much towards what the summary should cover
+# (a statement counts 1 + its quality).
+COVERAGE_FLOOR = 0.1
+# How much a statement's length counts against it: between 0 (pick the most informative
+# whatever its length) and 1 (information per word).
+COST_EXPONENT = 0.75
+# A statement whose memory is this similar to an already chosen one's says the same thing.
+NEAR_DUPLICATE = 0.92
 # At most this many same-verb clauses share one sentence; longer lists read as a dump.
 MAX_MERGED_CLAUSES = 4
 # Only short complements are merged: long ones make the joined sentence hard to parse.
@@ -77,6 +87,7 @@ class _Ranked:
     id: uuid.UUID
     content: str
     sector: str
+    importance: float  # salience times recency decay
 
 
 def _ranked_memories(user_id: str) -> list[_Ranked]:
@@ -99,7 +110,7 @@ def _ranked_memories(user_id: str) -> list[_Ranked]:
     for memory_id, content, sector, salience, decay, last_seen in rows:
         age = (newest - last_seen).total_seconds()
         score = salience * math.exp(-decay * age / 86400)
-        keyed.append(((-score, age, memory_id), _Ranked(memory_id, content, sector)))
+        keyed.append(((-score, age, memory_id), _Ranked(memory_id, content, sector, score)))
     keyed.sort(key=lambda pair: pair[0])
     return [memory for _, memory in keyed]
 
@@ -244,6 +255,246 @@ def fit_to_length(text: str, max_words: int) -> str:
     return " ".join(words).rstrip(".,;:!?" + _DASHES) + "\u2026"
 
 
+# --- Statements: the sentences of a memory that say something about the user --------------
+
+# Tags and speaker labels that chat logs put in front of a line: "[2023-05-08 13:56]",
+# "[work] ", "Alice: ", "User: ".
+_LEADING_TAG = re.compile(r"^\s*(?:\[[^\]]{0,80}\]\s*)+")
+_SPEAKER_LABEL = re.compile(r"^(?:[A-Z][\w.'\u2019-]*(?: [A-Z][\w.'\u2019-]*){0,2}):\s+")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?\u2026])[\"'\u201d\u2019)]*\s+")
+# Interjections and forms of address that open a chat line before (or instead of) its
+# content: "Yeah, ", "Wow Gina! ", "Haha. ", "Hey John, ".
+_OPENER = re.compile(
+    r"^(?:(?:oh|ah|aw+|wow+|woah|whoa|yay|yeah|yea|yep|yup|yes|no|nope|ok|okay|sure|hey|hi|"
+    r"hello|haha+|ha|lol|hmm+|um+|well|so|cool|nice|great|awesome|amazing|sweet|right|true|"
+    r"totally|definitely|absolutely|exactly|indeed|thanks|thank you|cheers|congrats|"
+    r"congratulations|omg|gosh|man|dude|sorry)\b[\s,!.]*)+(?-i:[A-Z][a-z]+\b[\s,!.]*)?",
+    re.IGNORECASE,
+)
+# Sentences that carry no fact of their own: pleasantries, sign-offs, reactions.
+_SMALL_TALK = re.compile(
+    r"^(?:thanks?\b|thank you|you'?re welcome|no (?:problem|worries)|bye\b|goodbye|see you|"
+    r"talk (?:to you )?(?:soon|later)|take care|good (?:morning|night|luck)|have a (?:good|great|"
+    r"nice)|glad (?:to hear|you)|sounds (?:good|great|fun|awesome|like)|that'?s (?:so |really )?"
+    r"(?:great|awesome|amazing|cool|nice|good|wonderful|fantastic|true|right|interesting)|"
+    r"good (?:to|for) (?:see|hear|you)|nice (?:to|one)|me too|same here|let me know|keep (?:it up|"
+    r"me posted|going)|hope (?:you|it|all|that)|i hope you|you should|you can|you'?ll|you'?re|"
+    r"you are|you (?:have|did|got|look|must|were)|your|wish you|can'?t wait to (?:see|hear)|"
+    r"it was (?:great|nice|good) (?:catching|talking|chatting)|catch you|long time no see|"
+    r"check (?:it |this |that )?out|let'?s|let me|look at|have (?:a|fun)|we (?:should|can|could|"
+    r"will|'ll)|together)",
+    re.IGNORECASE,
+)
+_FIRST_PERSON = re.compile(r"^(?:i|i'm|i've|i'd|i'll|my|me|we|we're|we've|our)\b", re.IGNORECASE)
+_FIRST_PERSON_PLURAL = re.compile(r"^(?:we|we're|we've|our)\b", re.IGNORECASE)
+_FIRST_PERSON_ANYWHERE = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|me|mine|myself)\b", re.IGNORECASE)
+_SECOND_PERSON = re.compile(r"\b(?:you|your|you're|you've|yours|yourself)\b", re.IGNORECASE)
+# What profiles are made of: preferences, habits, relationships, plans, work, home, events.
+_FACT_CUES = re.compile(
+    r"\b(?:like|likes|love|loves|loved|enjoy|enjoys|prefer|prefers|favou?rite|hate|hates|"
+    r"dislike|allergic|work|works|worked|job|career|live|lives|lived|moved|study|studies|"
+    r"studying|school|college|university|degree|started|start|finished|joined|bought|got|"
+    r"adopted|married|divorced|wife|husband|partner|kids?|children|son|daughter|mom|mum|dad|"
+    r"mother|father|brother|sister|family|friend|friends|girlfriend|boyfriend|dog|cat|pet|"
+    r"plan|plans|planning|going to|gonna|want to|wanna|hope to|goal|dream|decided|learning|"
+    r"learned|practice|practicing|hobby|passion|passionate|usually|always|every|often|"
+    r"volunteer|volunteering|play|plays|playing|team|collect|collection|years?|since|born|"
+    r"name|called|own|business|company|project|book|books|music|art|painting|trip|travel|"
+    r"visited|went|signed|won|lost|graduated|class|course|training|recipe)\b",
+    re.IGNORECASE,
+)
+_NUMBER_OR_NAME = re.compile(r"\d|(?<=\w )[A-Z][a-z]+")
+MIN_STATEMENT_WORDS = 3
+# Words that carry content (not pronouns, articles, auxiliaries): "The user loved it" has one,
+# and says nothing without the line before it.
+MIN_CONTENT_WORDS = 2
+_FUNCTION_WORDS = frozenset(
+    """
+    a an the and or but so of to in on at by for with from as is are was were be been being
+    am has have had do does did will would can could should might must may shall not no it
+    its this that these those them they their theirs we our us i me my mine you your he him
+    his she her hers just really very too also then there here what which who whom how when
+    where why if than up out about into over all any some one much many more most such
+    user user's
+    """.split()
+)
+_WORD_OF = re.compile(r"[\w'\u2019%]+")
+MAX_STATEMENT_WORDS = 40
+
+
+def statement_text(content: str) -> str:
+    """The memory without the tags and speaker label a chat log puts in front of it."""
+    text = _LEADING_TAG.sub("", _SPACE.sub(" ", content).strip())
+    return _SPEAKER_LABEL.sub("", text, count=1)
+
+
+def _statement_quality(sentence: str) -> float:
+    """How much a sentence tells about the user: 0 for questions and pleasantries, most for
+    first-person statements of preferences, relationships, plans and facts with specifics."""
+    words = sentence.split()
+    if (
+        len(words) < MIN_STATEMENT_WORDS
+        or len(words) > MAX_STATEMENT_WORDS
+        or sentence.rstrip(_CLOSERS).endswith("?")
+        or _SMALL_TALK.match(sentence)
+    ):
+        return 0.0
+    content = [w for w in _WORD_OF.findall(sentence.casefold()) if w not in _FUNCTION_WORDS]
+    if len(content) < MIN_CONTENT_WORDS:
+        return 0.0
+    quality = 0.4
+    if _FIRST_PERSON.match(sentence) or _USER_SUBJECT.match(sentence):
+        quality = 0.6 if _FIRST_PERSON_PLURAL.match(sentence) else 1.0
+    elif _FIRST_PERSON_ANYWHERE.search(sentence):
+        quality = 0.7
+    if _SECOND_PERSON.search(sentence):
+        quality *= 0.5  # about the other party more than about the user
+    cues = len(_FACT_CUES.findall(sentence))
+    specifics = len(_NUMBER_OR_NAME.findall(sentence))
+    if not cues and not specifics:
+        quality *= 0.4  # a reaction or a feeling, with nothing to remember
+    return quality * (1 + 0.5 * min(cues, 2)) * (1 + 0.25 * min(specifics, 2))
+
+
+# Refreshes re-read the same memories: most of a user's history was parsed last time.
+@functools.lru_cache(maxsize=8192)
+def _best_statement(content: str) -> tuple[str, float] | None:
+    """The memory's most informative sentence, as a sentence about the user, and its
+    quality; None when no sentence states anything (a question, a greeting, thanks)."""
+    best: tuple[str, float] | None = None
+    for raw in _SENTENCE_SPLIT.split(statement_text(content)):
+        sentence = _OPENER.sub("", raw).strip(" ,;:-")
+        if not sentence:
+            continue
+        sentence = sentence[0].upper() + sentence[1:]
+        quality = _statement_quality(sentence)
+        if quality > 0 and (best is None or quality > best[1]):
+            best = (sentence, quality)
+    if best is None:
+        return None
+    return as_sentence(third_person(best[0])), best[1]
+
+
+# --- First person to third ----------------------------------------------------------------
+
+# Present-tense verbs common in what people say about themselves, which take an -s after
+# "The user"; a first-person sentence opening with any other word keeps its wording.
+_PRESENT_VERBS = frozenset(
+    """
+    love like enjoy prefer hate dislike adore want need have work live play study go make
+    take get think feel know believe hope plan try keep use own run teach write read watch
+    cook bake paint draw dance sing swim hike travel volunteer collect visit practice
+    practise meditate care miss remember spend attend help support do find see mean wish
+    plan lead manage coach train drive ride walk jog cycle speak drink eat grow build
+    create design code develop organize organise host follow listen stay sleep wake
+    """.split()
+)
+_PAST_IRREGULAR = frozenset(
+    """
+    went got took made saw met ran began bought brought built came did drove felt found gave
+    grew had heard kept knew learnt left lost meant paid put read said sent set sold spent
+    stood taught thought told understood won wore wrote was became flew fell caught chose
+    """.split()
+)
+_MODALS = frozenset("will would can could should might must may shall".split())
+_CONTRACTIONS = {
+    "i'm": "the user is",
+    "i am": "the user is",
+    "i've": "the user has",
+    "i have": "the user has",
+    "i'll": "the user will",
+    "i'd": "the user would",
+    "i was": "the user was",
+    "i don't": "the user doesn't",
+    "i do not": "the user does not",
+    "i didn't": "the user didn't",
+    "i can't": "the user can't",
+    "i won't": "the user won't",
+    "i wanna": "the user wants to",
+    "i gotta": "the user has to",
+}
+_LATER_I = {
+    "i'm": "they're",
+    "i am": "they are",
+    "i was": "they were",
+    "i've": "they've",
+    "i'll": "they'll",
+    "i'd": "they'd",
+    "i": "they",
+}
+_POSSESSIVES = {"my": "their", "mine": "theirs", "myself": "themselves", "me": "them"}
+_OPENING_I = re.compile(
+    r"^(i(?:['\u2019](?:m|ve|ll|d)| am| have| was| don't| do not| didn't| can't| won't| wanna|"
+    r" gotta)?)\b",
+    re.IGNORECASE,
+)
+_LATER_I_PATTERN = re.compile(
+    r"\b(i(?:['\u2019](?:m|ve|ll|d)| am| was)?)\b(?!['\u2019])", re.IGNORECASE
+)
+_POSSESSIVE_PATTERN = re.compile(r"\b(my|mine|myself|me)\b", re.IGNORECASE)
+
+
+def _third_singular(verb: str) -> str:
+    if verb == "have":
+        return "has"
+    if verb == "do":
+        return "does"
+    if verb == "go":
+        return "goes"
+    if verb.endswith(("s", "sh", "ch", "x", "z")):
+        return verb + "es"
+    if verb.endswith("y") and verb[-2:-1] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+def third_person(sentence: str) -> str:
+    """A first-person statement as one about the user: "I love my dog" -> "The user loves
+    their dog"; "My sister lives in Oslo" -> "The user's sister lives in Oslo". Sentences
+    opening with a verb it does not know take "they" ("I gotta run" -> "They gotta run")."""
+    words = sentence.split(" ")
+    head = words[0].casefold().replace("\u2019", "'")
+    if head == "my" and len(words) > 1:
+        rest = " ".join(words[1:])
+        return "The user's " + _rest_in_third_person(rest)
+    match = _OPENING_I.match(sentence)
+    if not match:
+        return _capitalised(_rest_in_third_person(sentence))
+    opening = match[1].casefold().replace("\u2019", "'")
+    rest = sentence[match.end() :].lstrip()
+    if opening in _CONTRACTIONS:
+        subject = _CONTRACTIONS[opening]
+    else:
+        verb_words = rest.split(" ")
+        adverbs = []
+        while verb_words and verb_words[0].casefold() in _ADVERBS | {"just", "really", "finally"}:
+            adverbs.append(verb_words.pop(0))
+        if not verb_words:
+            return _capitalised(_rest_in_third_person(sentence))
+        verb = verb_words[0]
+        folded = verb.casefold()
+        if folded in _MODALS or folded in _PAST_IRREGULAR or folded.endswith("ed"):
+            pass
+        elif folded in _PRESENT_VERBS:
+            verb = _third_singular(folded)
+        else:
+            return _capitalised(_rest_in_third_person(sentence))
+        subject = "the user"
+        rest = " ".join([*adverbs, verb, *verb_words[1:]])
+    return "The user" + subject[len("the user") :] + " " + _rest_in_third_person(rest)
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _rest_in_third_person(text: str) -> str:
+    text = _LATER_I_PATTERN.sub(
+        lambda m: _LATER_I.get(m[1].casefold().replace("\u2019", "'"), m[1]), text
+    )
+    return _POSSESSIVE_PATTERN.sub(lambda m: _POSSESSIVES[m[1].casefold()], text)
+
+
 # --- Extractive ----------------------------------------------------------------------------
 
 
@@ -306,10 +557,10 @@ def _render(chosen: list[_Choice]) -> list[str]:
     return sentences
 
 
-def _themes(candidates: list[tuple[_Ranked, str]]) -> dict[uuid.UUID, str]:
+def _themes(candidates: list[_Ranked]) -> dict[uuid.UUID, str]:
     """Each memory's theme: of its tags, the one most used among these memories (then by
     name); untagged memories go by sector."""
-    ids = [memory.id for memory, _ in candidates]
+    ids = [memory.id for memory in candidates]
     links = Memory.tags.through.objects.filter(memory_id__in=ids).values_list(
         "memory_id", "tag__name"
     )
@@ -318,7 +569,7 @@ def _themes(candidates: list[tuple[_Ranked, str]]) -> dict[uuid.UUID, str]:
         tags.setdefault(memory_id, []).append(name)
     frequency = Counter(name for names in tags.values() for name in names)
     themes = {}
-    for memory, _ in candidates:
+    for memory in candidates:
         names = tags.get(memory.id)
         if names:
             themes[memory.id] = "tag:" + min(names, key=lambda n: (-frequency[n], n))
@@ -328,27 +579,92 @@ def _themes(candidates: list[tuple[_Ranked, str]]) -> dict[uuid.UUID, str]:
 
 
 def extractive_text(ranked: list[_Ranked], max_words: int) -> str:
-    """Prose from the best distinct memories that fit in max_words (whole sentences only,
-    unless even the best memory's first sentence is longer than that)."""
-    candidates = list(itertools.islice(_distinct(ranked), MAX_SOURCE_MEMORIES))
-    if not candidates:
+    """Prose from the statements about the user that best cover their memories, within
+    max_words (whole sentences only, unless even the best statement is longer than that).
+
+    Each memory offers its most informative sentence (questions, greetings, thanks and
+    reactions to the other party are never offered; first-person facts, preferences, plans
+    and relationships score highest). Sentences are then picked greedily for coverage: a
+    memory counts as covered by the picked sentence whose memory vector is most similar to
+    its own, weighted by its importance (salience and recency) and by how informative it
+    is, so a summary spends its words on distinct topics rather than on many wordings of
+    one. The picked sentences keep the importance order, grouped by theme.
+    """
+    pool = ranked[:MAX_SOURCE_MEMORIES]
+    if not pool:
         return ""
-    themes = _themes(candidates)
-    chosen: list[_Choice] = []
-    for memory, sentence in candidates:
-        choice = _Choice(sentence, themes[memory.id], _clause(sentence))
-        used = _word_count(_render([*chosen, choice]))
-        if used <= max_words:
-            chosen.append(choice)
-        elif not chosen:
-            chosen.append(_Choice(fit_to_length(sentence, max_words), choice.theme, None))
-            used = _word_count(_render(chosen))
-        else:
-            # A lower-ranked, shorter memory may still fit.
+    offers = [_best_statement(memory.content) for memory in pool]
+    if not any(offer for offer in offers):
+        # Nothing reads as a statement (only questions or greetings): quote the best memory.
+        offers = [(as_sentence(pool[0].content), 1.0), *[None] * (len(pool) - 1)]
+    similarity = _similarity([memory.id for memory in pool])
+    quality = np.array([offer[1] if offer else 0.0 for offer in offers])
+    importance = np.array([memory.importance for memory in pool])
+    importance = importance / max(float(importance.max()), 1e-9)
+    # What is worth covering: important memories, chit-chat far less than statements.
+    weight = importance * (COVERAGE_FLOOR + quality)
+    themes = _themes(pool)
+    alive = np.array([offer is not None for offer in offers])
+    cost = np.array([len(offer[0].split()) if offer else 1 for offer in offers], dtype=float)
+    merit = quality * importance / cost**COST_EXPONENT
+    covered = np.zeros(len(pool))
+    chosen: dict[int, _Choice] = {}
+    seen: set[str] = set()
+    value = np.zeros(len(pool))
+    used = 0
+    stale = True
+    while alive.any():
+        if stale:
+            gains = weight @ np.maximum(similarity - covered[:, None], 0.0)
+            value = gains * merit
+            stale = False
+        index = int(np.argmax(np.where(alive, value, -1.0)))
+        alive[index] = False
+        sentence = offers[index][0]
+        key = _dedupe_key(sentence)
+        if key in seen or (chosen and similarity[index, list(chosen)].max() >= NEAR_DUPLICATE):
             continue
+        if used + cost[index] - 3 > max_words:
+            continue  # too long even if it joined a clause of the same verb
+        choice = _Choice(sentence, themes[pool[index].id], _clause(sentence))
+        trial = {**chosen, index: choice}
+        trial_used = _word_count(_render([trial[i] for i in sorted(trial)]))
+        if trial_used > max_words:
+            continue  # a shorter statement may still fit
+        chosen, used = trial, trial_used
+        seen.add(key)
+        covered = np.maximum(covered, similarity[:, index])
+        stale = True
         if used >= max_words:
             break
-    return " ".join(_render(chosen))
+    if not chosen:
+        # Even the best statement is longer than the cap: cut it, with an ellipsis.
+        best = max(range(len(pool)), key=lambda i: (offers[i] is not None, value[i]))
+        return fit_to_length(offers[best][0], max_words)
+    return " ".join(_render([chosen[i] for i in sorted(chosen)]))
+
+
+def _similarity(ids: list[uuid.UUID]) -> np.ndarray:
+    """Cosine similarity between these memories' stored vectors (the model most of them
+    were embedded with); a memory without such a vector is similar only to itself."""
+    rows = Memory.objects.filter(pk__in=ids).values_list("id", "embedding", "embedding_model")
+    vectors: dict[uuid.UUID, tuple[np.ndarray, str]] = {
+        memory_id: (vector, model) for memory_id, vector, model in rows if vector is not None
+    }
+    models = Counter(model for _, model in vectors.values())
+    similarity = np.eye(len(ids))
+    if not models:
+        return similarity
+    model = models.most_common(1)[0][0]
+    present = [i for i, key in enumerate(ids) if key in vectors and vectors[key][1] == model]
+    if len(present) < 2:
+        return similarity
+    matrix = np.stack([vectors[ids[i]][0] for i in present]).astype(np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix /= np.where(norms == 0, 1.0, norms)
+    similarity[np.ix_(present, present)] = np.clip(matrix @ matrix.T, 0.0, 1.0)
+    np.fill_diagonal(similarity, 1.0)
+    return similarity
 
 
 class ExtractiveSummarizer:

@@ -15,7 +15,7 @@ from memories.services import MemoryInput, memory_create_batch
 from tests.fakes import PROFILE, FakeChat, serve
 from tests.seed import SEED_FACTS
 from users.models import UserSummary
-from users.summarizer import ExtractiveSummarizer, as_sentence, summarize
+from users.summarizer import ExtractiveSummarizer, as_sentence, summarize, third_person
 
 
 @pytest.fixture
@@ -97,6 +97,30 @@ def test_summary_groups_facts_by_theme_most_recent_theme_first(user_123):
 )
 def test_each_memory_reads_as_a_sentence_without_mangling(content, sentence):
     assert as_sentence(content) == sentence
+
+
+@pytest.mark.parametrize(
+    ("sentence", "rewritten"),
+    [
+        ("I love my dog", "The user loves their dog"),
+        ("I'm moving to Oslo", "The user is moving to Oslo"),
+        (
+            "I've been painting since I was a kid",
+            "The user has been painting since they were a kid",
+        ),
+        ("I just started a pottery class", "The user just started a pottery class"),
+        ("I usually watch films", "The user usually watches films"),
+        ("I went camping with my kids", "The user went camping with their kids"),
+        ("I'll call them", "The user will call them"),
+        ("My sister lives in Oslo", "The user's sister lives in Oslo"),
+        ("I gotta run", "The user has to run"),
+        ("I reckon it works", "They reckon it works"),
+        ("Painting is my escape", "Painting is their escape"),
+        ("Paris is lovely", "Paris is lovely"),
+    ],
+)
+def test_first_person_statements_are_rewritten_about_the_user(sentence, rewritten):
+    assert third_person(sentence) == rewritten
 
 
 def test_cap_is_never_exceeded_and_the_text_ends_on_a_whole_sentence(db, settings):
@@ -190,10 +214,11 @@ def test_other_users_memories_never_appear(user_123):
     assert summary.memory_count == 4
 
 
-def test_summary_takes_two_queries_whatever_the_number_of_memories(db, django_assert_num_queries):
+def test_summary_takes_three_queries_whatever_the_number_of_memories(db, django_assert_num_queries):
     seed("busy", [f"User visited museum number {i}" for i in range(300)])
 
-    with django_assert_num_queries(2):  # the memories, then the tags of the candidates
+    # The memories, the vectors of the candidates, then their tags.
+    with django_assert_num_queries(3):
         summarize("busy")
 
 
