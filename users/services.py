@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from core.metrics import SUMMARY_FAILURES, SUMMARY_REGENERATIONS
 from openmemory import clock
 from openmemory.exceptions import NotFound
 from users.models import ApiKey, UserSummary
@@ -126,7 +127,14 @@ def user_summary_regenerate(*, user_id: str) -> UserSummary:
         raise NotFound("user not found")
     row, _ = UserSummary.objects.get_or_create(user_id=user_id)
     seen = _Snapshot(pk=row.pk, generation=row.generation, memories_added=row.memories_added)
-    built = summarize(user_id)
+    try:
+        built = summarize(user_id)
+    except Exception:
+        SUMMARY_FAILURES.labels("error").inc()
+        raise
+    SUMMARY_REGENERATIONS.labels(built.provider).inc()
+    if built.fallback_reason:
+        SUMMARY_FAILURES.labels("llm_fallback").inc()
     with transaction.atomic():
         summary = UserSummary.objects.select_for_update().filter(pk=seen.pk).first()
         if summary is None:  # the user's memories were deleted meanwhile

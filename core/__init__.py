@@ -1,0 +1,1 @@
+"""Pieces every app uses: metric definitions, JSON logs and request ids."""
