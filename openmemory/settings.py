@@ -321,6 +321,9 @@ OM_SCHEDULER_POLL_SECONDS = env_float("OM_SCHEDULER_POLL_SECONDS", 30.0, minimum
 OM_LOG_FORMAT = env_choice("OM_LOG_FORMAT", "text", ("text", "json"))
 LOGGING_CONFIG = "core.logs.configure"
 LOGGING = logging_config(fmt=OM_LOG_FORMAT, level=env_str("OM_LOG_LEVEL", "INFO").upper())
+# In JSON mode Celery workers log through LOGGING as well: left to itself Celery replaces the
+# root logger's handlers with its own plain-text ones.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = OM_LOG_FORMAT != "json"
 # A bearer token that may read /metrics (and nothing else) besides the admin keys; for a
 # Prometheus that should not hold an admin key.
 OM_METRICS_TOKEN = env_str("OM_METRICS_TOKEN")
