@@ -15,29 +15,22 @@ logger = logging.getLogger("openmemory")
 
 
 class DatabaseCollector(Collector):
-    """Counts asked of the database on each scrape (one cheap COUNT each), not kept per
-    process: every worker would report the same number, and summing them would be wrong."""
+    """Counts asked of the database on each scrape, not kept per process: every worker would
+    report the same number, and summing them would be wrong. Only counts an index answers
+    (bench/metrics.py): the memories awaiting re-embedding, which need a scan of the table,
+    stay on /health."""
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Without it, registering would run collect() (and query the database) at start.
-        for name in ("om_memories", "om_users", "om_memories_awaiting_embedding"):
+        for name in ("om_memories", "om_users"):
             yield GaugeMetricFamily(name, "")
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from memories.selectors import (
-            memories_awaiting_embedding,
-            memories_count,
-            users_with_memories_count,
-        )
+        from memories.selectors import memories_count, users_with_memories_count
 
         yield GaugeMetricFamily("om_memories", "Stored memories.", value=memories_count())
         yield GaugeMetricFamily(
             "om_users", "Users with at least one memory.", value=users_with_memories_count()
-        )
-        yield GaugeMetricFamily(
-            "om_memories_awaiting_embedding",
-            "Memories not yet embedded by the configured model (re-embedding under way).",
-            value=memories_awaiting_embedding(),
         )
 
 
