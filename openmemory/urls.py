@@ -7,7 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from mcpserver.views import McpView
 from memories.views import MemoryViewSet, SectorsView
-from openmemory.views import HealthView
+from observability.views import HealthView, MetricsView
 from users.views import MemoryContextView, UserViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -18,6 +18,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
     path("health", HealthView.as_view(), name="health"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("sectors", SectorsView.as_view(), name="sectors"),
     path("mcp", McpView.as_view(), name="mcp"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),

@@ -12,6 +12,7 @@ from django.db.models import F
 
 from core import clock, scheduler
 from core.exceptions import NotFound
+from core.metrics import SUMMARY_FAILURES, SUMMARY_REGENERATIONS
 from memories.selectors import Match, memory_query, user_has_memories, users_with_memories
 from memories.services import memories_delete_for_user
 from users import summarizer
@@ -146,7 +147,14 @@ def user_summary_regenerate(*, user_id: str) -> UserSummary:
         raise NotFound("user not found")
     row, _ = UserSummary.objects.get_or_create(user_id=user_id)
     seen = _Snapshot(pk=row.pk, generation=row.generation, memories_added=row.memories_added)
-    built = summarizer.summarize(user_id)
+    try:
+        built = summarizer.summarize(user_id)
+    except Exception:
+        SUMMARY_FAILURES.labels("error").inc()
+        raise
+    SUMMARY_REGENERATIONS.labels(built.provider).inc()
+    if built.fallback_reason:
+        SUMMARY_FAILURES.labels("llm_fallback").inc()
     with transaction.atomic():
         summary = UserSummary.objects.select_for_update().filter(pk=seen.pk).first()
         if summary is None:  # the user's memories were deleted meanwhile

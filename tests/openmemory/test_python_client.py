@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from observability.views import VERSION
 from openmemory import OpenMemory, OpenMemoryError
-from openmemory.views import VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTOR_NAMES = ["episodic", "semantic", "procedural", "emotional", "reflective"]

@@ -1,0 +1,1 @@
+"""Operators' endpoints: /health, /metrics (Prometheus) and the request log and timing."""
