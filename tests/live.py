@@ -112,6 +112,7 @@ class Deployment:
             **env,
         }
         self.processes: list[subprocess.Popen] = []
+        self.stderr = None  # where the processes' stderr goes (None: the test's own)
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.client = OpenMemory(api_key=API_KEY, base_url=self.base_url)
 
@@ -122,7 +123,7 @@ class Deployment:
             # As the Makefile's run, worker and beat targets do: migrate, then start.
             migrate_first = f"{shlex.quote(sys.executable)} manage.py migrate --noinput -v0"
             command = ["sh", "-c", f'{migrate_first} && exec "$@"', "sh", *command]
-        process = subprocess.Popen(command, cwd=ROOT, env={**self.env, **env})
+        process = subprocess.Popen(command, cwd=ROOT, env={**self.env, **env}, stderr=self.stderr)
         self.processes.append(process)
         return process
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 from tests.live import (
     API_KEY,
     REDIS_URL,
-    ROOT,
     Deployment,
     missing_service,
     redis_problem,
@@ -96,11 +94,7 @@ class LoggedDeployment(Deployment):
     def __init__(self, log: Path, **env: str) -> None:
         super().__init__(**env)
         self.log = log.open("wb")
-
-    def _spawn(self, command: list[str], env: dict[str, str]) -> subprocess.Popen:
-        process = subprocess.Popen(command, cwd=ROOT, env={**self.env, **env}, stderr=self.log)
-        self.processes.append(process)
-        return process
+        self.stderr = self.log
 
     def stop(self) -> None:
         super().stop()
@@ -109,10 +103,12 @@ class LoggedDeployment(Deployment):
 
 def test_json_logs_carry_the_request_id(transactional_db, tmp_path, closed_port):
     log = tmp_path / "server.log"
-    # An unreachable LLM: the summary of a first memory, built during the add, logs a warning.
+    # An unreachable LLM: the summary of a first memory, built during the add (no scheduler
+    # thread to hand it to), logs a warning.
     deployment = LoggedDeployment(
         log,
         OM_LOG_FORMAT="json",
+        OM_EMBEDDED_SCHEDULER="false",
         OM_SUMMARIZER="llm",
         OM_LLM_BASE_URL=f"http://127.0.0.1:{closed_port}/v1",
         OM_LLM_ATTEMPTS="1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from memories.embeddings import get_provider
 from tests.observability.conftest import total, value
 from users.models import UserSummary
 
@@ -36,7 +37,7 @@ def test_traffic_moves_request_embedding_and_count_metrics(api, add, query, scra
     assert moved(f"{DURATION}_count", method="GET", route="/memory/{memory_id}") == 1
     assert not any(first["id"] in str(labels) for _, labels in after)
 
-    model = "synthetic-v1-384"
+    model = get_provider().model_id  # the configured model labels the series
     assert moved("om_embedded_texts_total", model=model) >= 5  # three adds, two queries
     assert moved("om_embedding_duration_seconds_count", model=model) >= 5
     assert value(after, "om_embedding_duration_seconds_bucket", model=model, le="+Inf") > 0
