@@ -27,7 +27,7 @@ from memories.sectors import SECTOR_NAMES
 from memories.serializers import MemoryAddSerializer, MemoryQuerySerializer, page_field
 from users import selectors as user_selectors
 from users import services as user_services
-from users.representation import summary_item
+from users.representation import context_item, summary_item
 from users.serializers import ContextSerializer
 
 #: Where the HTTP view leaves the Scope of the key that made the request (WSGI environ key,
@@ -232,14 +232,7 @@ async def get_context(
         data = _parse(ContextSerializer, raw)
         user = scope.check_user(data["user_id"])
         context = user_services.user_context(user_id=user, query=data.get("query"), k=data["k"])
-        body = {
-            "user_id": context.user_id,
-            "summary": context.summary,
-            "matches": [match_item(m) for m in context.matches],
-            "context": context.text,
-        }
-        services.memories_note_retrieved(memory_ids=[m.memory.pk for m in context.matches])
-        return body
+        return context_item(context)
 
     return await _run(ctx, work)
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from core import clock, scheduler
 from core.exceptions import NotFound
 from core.metrics import SUMMARY_FAILURES, SUMMARY_REGENERATIONS
 from memories.selectors import Match, memory_query, user_has_memories, users_with_memories
-from memories.services import memories_delete_for_user
+from memories.services import memories_delete_for_user, memories_note_retrieved
 from users import summarizer
 from users.models import UserSummary
 from users.selectors import user_summary_stored
@@ -67,8 +67,6 @@ _COUNT_ADDED = (
 def _count_added(user_id: str, added: int, now) -> tuple[int, int, int, object]:
     """Adds `added` to the user's counters and marks the summary stale (creating the row),
     in one statement; returns (pk, pending_memories, reflection_count, queued_at)."""
-    from django.db import connection
-
     created = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
         cursor.execute(_COUNT_ADDED, [user_id, added, True, False, added, added, created])
@@ -276,7 +274,8 @@ def user_context(*, user_id: str, query: str | None, k: int) -> Context:
     """Prompt-ready context for one user: their summary, plus (unless OM_USE_SUMMARY_ONLY,
     or without a query) the memories most relevant to the query. A user with no memories
     gets an empty context rather than an error: apps ask before they know anything. A
-    service: the summary may be built (and stored) on the way."""
+    service: the summary may be built (and stored) on the way, and the memories served are
+    noted as retrieved (as a query's are)."""
     try:
         summary = user_summary_fresh(user_id=user_id).summary
     except NotFound:
@@ -284,6 +283,7 @@ def user_context(*, user_id: str, query: str | None, k: int) -> Context:
     matches: list[Match] = []
     if query and not settings.OM_USE_SUMMARY_ONLY:
         matches = memory_query(query=query, k=k, user_id=user_id)
+        memories_note_retrieved(memory_ids=[m.memory.pk for m in matches])
     lines = [f"User profile: {summary or '(nothing known yet)'}"]
     if matches:
         lines += ["", "Relevant memories:"] + [f"- {m.memory.content}" for m in matches]

@@ -15,12 +15,11 @@ from rest_framework.views import APIView
 from access.auth import scope_of
 from core.parsers import parse
 from core.validation import clean_user_id
-from memories import services as memory_services
-from memories.representation import match_item, memory_item
+from memories.representation import memory_item
 from memories.selectors import memories_for_export
 from memories.serializers import MemoryOutSerializer, PageSerializer
 from users import selectors, services
-from users.representation import summary_item
+from users.representation import context_item, summary_item
 from users.serializers import ContextOutSerializer, ContextSerializer
 
 
@@ -116,11 +115,4 @@ class MemoryContextView(APIView):
         data = parse(ContextSerializer, request.data)
         user_id = scope_of(request).check_user(data["user_id"])
         context = services.user_context(user_id=user_id, query=data.get("query"), k=data["k"])
-        body = {
-            "user_id": context.user_id,
-            "summary": context.summary,
-            "matches": [match_item(m) for m in context.matches],
-            "context": context.text,
-        }
-        memory_services.memories_note_retrieved(memory_ids=[m.memory.pk for m in context.matches])
-        return Response(body)
+        return Response(context_item(context))
