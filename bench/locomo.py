@@ -151,7 +151,7 @@ def dense_baseline(conversations: list[Conversation]) -> Scores:
     django.setup()
     from memories.embeddings import LocalEmbeddings
 
-    model = LocalEmbeddings(threads=2)
+    model = LocalEmbeddings(threads=2, fast=False)
     scores = Scores()
     for conv in conversations:
         ids = [dia for dia, _ in conv.turns]

@@ -137,7 +137,7 @@ class Coverage:
         django.setup()
         from memories.embeddings import LocalEmbeddings
 
-        self.model = LocalEmbeddings(threads=2)
+        self.model = LocalEmbeddings(threads=2, fast=False)
 
     def best_similarities(
         self, name: str, facts: list[str], summary: str, *, blind: bool = False

