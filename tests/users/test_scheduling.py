@@ -142,3 +142,18 @@ def test_embedded_regenerate_all_answers_at_once_and_works_in_the_background(
     for user in ("a", "b", "c", "d"):
         assert wait_for(lambda u=user: deployment.client.get_user_summary(u)["summary"] == PROFILE)
         assert deployment.client.get_user_summary(user)["reflection_count"] == 2
+
+
+def test_an_add_creates_the_summary_row_with_the_models_defaults(add):
+    # The add's bookkeeping is one hand-written upsert (users.services._COUNT_ADDED) that
+    # lists every column: a field added to UserSummary must be added there too, with the
+    # model's default, or this fails.
+    add("Likes tea", user_id="u1")  # the summary is built after commit: not in this test
+
+    created = UserSummary.objects.get(user_id="u1")
+    expected = UserSummary(user_id="u1", pending_memories=1, memories_added=1, generation=1)
+    for field in UserSummary._meta.concrete_fields:
+        if field.name not in {"id", "created_at", "queued_at"}:
+            assert getattr(created, field.name) == getattr(expected, field.name), field.name
+    # A first memory makes the first summary due at once: it is queued.
+    assert created.created_at is not None and created.queued_at is not None
