@@ -22,6 +22,7 @@ Needs the dev extra (bm25s, PyStemmer).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -31,6 +32,7 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -295,14 +297,37 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_server_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
+    """The options of both LoCoMo benchmarks: the data, which server, where results go."""
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--base-url", help="use a running server instead of starting one")
     parser.add_argument("--api-key", default="bench-key")
-    parser.add_argument("--port", type=int, default=8097)
+    parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--json", type=Path, help="also write the results here")
+
+
+@contextlib.contextmanager
+def serving(args: argparse.Namespace) -> Iterator[tuple[Api, subprocess.Popen | None]]:
+    """The server to measure: --base-url's, or a fresh one (bench/serve.sh, with the
+    environment's OM_* settings) stopped afterwards."""
+    server = None
+    base_url = args.base_url
+    if base_url is None:
+        (ROOT / "data" / "bench").mkdir(parents=True, exist_ok=True)
+        server = start_server(args.database, args.port, args.api_key)
+        base_url = f"http://127.0.0.1:{args.port}"
+    try:
+        yield Api(base_url, args.api_key), server
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_server_arguments(parser, port=8097)
     parser.add_argument("--no-baselines", action="store_true")
     args = parser.parse_args()
 
@@ -311,20 +336,9 @@ def main() -> None:
     questions = sum(len(c.questions) for c in conversations)
     print(f"LoCoMo: {len(conversations)} conversations, {turns} turns, {questions} questions")
 
-    server = None
-    base_url = args.base_url
-    if base_url is None:
-        (ROOT / "data" / "bench").mkdir(parents=True, exist_ok=True)
-        server = start_server(args.database, args.port, args.api_key)
-        base_url = f"http://127.0.0.1:{args.port}"
-    try:
-        api = Api(base_url, args.api_key)
+    with serving(args) as (api, server):
         health = api.get("/health")
         ours, timing = run_server(conversations, api, after_adds=analyze(args, server))
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
     results = {f"server ({health['database']}, {health['embeddings']})": ours.summary()}
     if not args.no_baselines:
         results["bm25 (bm25s)"] = bm25_baseline(conversations).summary()

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from locomo import DATA, ROOT, Api, start_server
+from locomo import ROOT, Api, add_server_arguments, serving
 
 THRESHOLDS = (0.5, 0.6, 0.7)
 _SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+")
@@ -214,11 +214,7 @@ def table(results: dict[str, dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--base-url", help="use a running server instead of starting one")
-    parser.add_argument("--api-key", default="bench-key")
-    parser.add_argument("--port", type=int, default=8098)
+    add_server_arguments(parser, port=8098)
     parser.add_argument("--summarizer", choices=("extractive", "llm"), default="extractive")
     parser.add_argument(
         "--max-words",
@@ -227,7 +223,6 @@ def main() -> None:
         help="the server's OM_SUMMARY_MAX_LENGTH and the baseline's length (default: %(default)s)",
     )
     parser.add_argument("--show", action="store_true", help="print every summary")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
     speakers = load(args.data)
@@ -241,24 +236,14 @@ def main() -> None:
         if problem:
             raise SystemExit(f"no LLM to measure ({problem}); run without --summarizer llm")
 
-    server = None
-    base_url = args.base_url
-    if base_url is None:
-        os.environ["OM_SUMMARY_MAX_LENGTH"] = str(args.max_words)
-        os.environ["OM_SUMMARIZER"] = args.summarizer
-        (ROOT / "data" / "bench").mkdir(parents=True, exist_ok=True)
-        server = start_server(args.database, args.port, args.api_key)
-        base_url = f"http://127.0.0.1:{args.port}"
-    try:
-        api = Api(base_url, args.api_key)
+    # For a server started here (serving); one at --base-url has its own settings.
+    os.environ["OM_SUMMARY_MAX_LENGTH"] = str(args.max_words)
+    os.environ["OM_SUMMARIZER"] = args.summarizer
+    with serving(args) as (api, _):
         health = api.get("/health")
         started = time.perf_counter()
         rows = run(speakers, api, uuid.uuid4().hex[:6])
         loaded = time.perf_counter() - started
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
 
     coverage = Coverage()
     ours = f"server {args.summarizer} ({health['database']}, {health['embeddings']})"
