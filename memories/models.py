@@ -60,6 +60,12 @@ class MemoryQuerySet(RawRowsQuerySet):
     def embedded_by(self, model_id: str) -> MemoryQuerySet:
         return self.filter(embedding_model=model_id)
 
+    def not_embedded_by(self, model_id: str) -> MemoryQuerySet:
+        # Two range scans of the memory_embedding_model index, either side of the model:
+        # they read only the rows of other models, so once re-embedding is done /health's
+        # count is instant however many memories there are (`<>` would read every row).
+        return self.filter(Q(embedding_model__lt=model_id) | Q(embedding_model__gt=model_id))
+
     def for_listing(self) -> MemoryQuerySet:
         """Everything a response needs, without the embedding, in two queries."""
         return self.defer("embedding").prefetch_related("tags").order_by("-created_at", "-id")
@@ -132,6 +138,8 @@ class Memory(models.Model):
             # Covers BM25's per-user statistics (how many memories, how long in all) without
             # reading the memories' rows.
             models.Index(fields=["user_id", "term_count"], name="memory_user_length"),
+            # Finds the memories still awaiting the configured model (not_embedded_by).
+            models.Index(fields=["embedding_model"], name="memory_embedding_model"),
         ]
 
     def __str__(self) -> str:

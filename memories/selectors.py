@@ -136,7 +136,7 @@ def memories_for_export(*, user_id: str | object = ALL_USERS, chunk: int = 500):
 def memories_awaiting_embedding() -> int:
     """How many memories are not yet embedded by the configured model (0 once a change of
     OM_EMBEDDINGS has been fully re-embedded)."""
-    return Memory.objects.exclude(embedding_model=get_provider().model_id).count()
+    return Memory.objects.not_embedded_by(get_provider().model_id).count()
 
 
 def memories_count() -> int:

@@ -542,7 +542,7 @@ def memories_reembed(*, batch: int = 256, on_progress=None) -> int:
     still stale before every batch, so overlapping runs mostly split the work; a row done
     twice just gets the same vector again."""
     provider = get_provider()
-    stale = Memory.objects.exclude(embedding_model=provider.model_id).order_by("pk")
+    stale = Memory.objects.not_embedded_by(provider.model_id).order_by("pk")
     total, done = stale.count(), 0
     pivot = uuid.uuid4()
     for part in (stale.filter(pk__gte=pivot), stale.filter(pk__lt=pivot)):
