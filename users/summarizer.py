@@ -571,15 +571,9 @@ def _render(chosen: list[_Choice]) -> list[str]:
     return sentences
 
 
-def _themes(candidates: list[_Ranked]) -> dict[object, str]:
+def _themes(candidates: list[_Ranked], tags: dict[object, list[str]]) -> dict[object, str]:
     """Each memory's theme: of its tags, the one most used among these memories (then by
     name); untagged memories go by sector."""
-    ids = [memory.id for memory in candidates]
-    links = Memory.objects.filter(pk__in=ids).order_by().raw_rows("id", "tags__name")
-    tags: dict[object, list[str]] = {}
-    for memory_id, name in links:
-        if name is not None:  # an untagged memory (the join is an outer one)
-            tags.setdefault(memory_id, []).append(name)
     frequency = Counter(name for names in tags.values() for name in names)
     themes = {}
     for memory in candidates:
@@ -610,13 +604,15 @@ def extractive_text(ranked: list[_Ranked], max_words: int) -> str:
     if not any(offer for offer in offers):
         # Nothing reads as a statement (only questions or greetings): quote the best memory.
         offers = [(as_sentence(pool[0].content), 1.0), *[None] * (len(pool) - 1)]
-    similarity = _similarity([memory.id for memory in pool])
+    ids = [memory.id for memory in pool]
+    vectors, tags = _vectors_and_tags(ids)
+    similarity = _similarity(ids, vectors)
     quality = np.array([offer[1] if offer else 0.0 for offer in offers])
     importance = np.array([memory.importance for memory in pool])
     importance = importance / max(float(importance.max()), 1e-9)
     # What is worth covering: important memories, chit-chat far less than statements.
     weight = importance * (COVERAGE_FLOOR + quality)
-    themes = _themes(pool)
+    themes = _themes(pool, tags)
     cost = np.array([len(offer[0].split()) if offer else 1 for offer in offers], dtype=float)
     merit = quality * importance / cost**COST_EXPONENT
     covered = np.zeros(len(pool))
@@ -663,16 +659,30 @@ def extractive_text(ranked: list[_Ranked], max_words: int) -> str:
     return " ".join(_render([chosen[i] for i in sorted(chosen)]))
 
 
-def _similarity(ids: list[object]) -> np.ndarray:
+def _vectors_and_tags(
+    ids: list[object],
+) -> tuple[dict[object, tuple[np.ndarray, str]], dict[object, list[str]]]:
+    """These memories' stored vectors (with the model of each) and tag names, in one read.
+
+    Raw rows, one per tag (the join is an outer one): Django's converters cost more than
+    the duplicated vectors, and a second query for the tags more than both."""
+    rows = Memory.objects.filter(pk__in=ids).raw_rows(
+        "id", "embedding", "embedding_model", "tags__name"
+    )
+    as_vector = Memory._meta.get_field("embedding").from_db_value
+    vectors: dict[object, tuple[np.ndarray, str]] = {}
+    tags: dict[object, list[str]] = {}
+    for memory_id, raw, model, name in rows:
+        if raw is not None and memory_id not in vectors:
+            vectors[memory_id] = (as_vector(raw, None, None), model)
+        if name is not None:
+            tags.setdefault(memory_id, []).append(name)
+    return vectors, tags
+
+
+def _similarity(ids: list[object], vectors: dict[object, tuple[np.ndarray, str]]) -> np.ndarray:
     """Cosine similarity between these memories' stored vectors (the model most of them
     were embedded with); a memory without such a vector is similar only to itself."""
-    rows = Memory.objects.filter(pk__in=ids).raw_rows("id", "embedding", "embedding_model")
-    as_vector = Memory._meta.get_field("embedding").from_db_value
-    vectors: dict[object, tuple[np.ndarray, str]] = {
-        memory_id: (as_vector(raw, None, None), model)
-        for memory_id, raw, model in rows
-        if raw is not None
-    }
     models = Counter(model for _, model in vectors.values())
     if not models:
         return np.eye(len(ids))
