@@ -622,8 +622,10 @@ def extractive_text(ranked: list[_Ranked], max_words: int) -> str:
     # Lazy greedy: a statement's value only falls as coverage grows (facility location
     # times a fixed merit), so a value computed at an earlier pick bounds its value now, and
     # only the statement at the top of the heap needs recomputing before it is taken. The
-    # heap orders by value, then index: the picks (and their ties) are those of a full argmax
-    # after every pick. `similarity` is never negative, so nothing covered gives this.
+    # heap orders by value, then index: the picks, ties included, are those of re-valuing
+    # every statement after each pick (a full argmax, O(n^2) per pick), short of values
+    # that differ only in the last bit (one column's dot product against the whole matrix's).
+    # `similarity` is never negative, so with nothing covered the gain is weight @ similarity.
     value = (weight @ similarity) * merit
     heap = [(-float(value[i]), i) for i in range(len(pool)) if offers[i] is not None]
     heapq.heapify(heap)
