@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
+import heapq
 import http.client
 import json
 import logging
@@ -11,7 +13,6 @@ import re
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ def summarize(user_id: str) -> Summary:
 
 @dataclass(frozen=True, slots=True)
 class _Ranked:
-    id: uuid.UUID
+    id: object  # the memory's id as the database returns it (see MemoryQuerySet.raw_rows)
     content: str
     sector: str
     importance: float  # salience times recency decay
@@ -98,21 +99,34 @@ def _ranked_memories(user_id: str) -> list[_Ranked]:
     always give the same order (and the same text) however long the user has been away.
     Exact ties go to the more recently seen memory, then to the id.
     """
-    rows = list(
+    # Raw rows: Django's converters (a UUID and a datetime per row) cost more than the rest
+    # of the ranking. Ids stay as the database holds them, which sort as the UUIDs do.
+    rows = (
         Memory.objects.for_user(user_id)
         .order_by()
-        .values_list("id", "content", "primary_sector", "salience", "decay_lambda", "last_seen_at")
+        .raw_rows("id", "content", "primary_sector", "salience", "decay_lambda", "last_seen_at")
     )
     if not rows:
         return []
-    newest = max(row[5] for row in rows)
+    seen_at = [_as_datetime(row[5]) for row in rows]
+    newest = max(seen_at)
     keyed = []
-    for memory_id, content, sector, salience, decay, last_seen in rows:
+    for (memory_id, content, sector, salience, decay, _), last_seen in zip(
+        rows, seen_at, strict=True
+    ):
         age = (newest - last_seen).total_seconds()
         score = salience * math.exp(-decay * age / 86400)
         keyed.append(((-score, age, memory_id), _Ranked(memory_id, content, sector, score)))
     keyed.sort(key=lambda pair: pair[0])
     return [memory for _, memory in keyed]
+
+
+def _as_datetime(value: object) -> datetime.datetime:
+    """A raw timestamp: PostgreSQL gives a datetime, SQLite the UTC time as ISO text (only
+    differences are taken, so the missing zone does not matter)."""
+    if isinstance(value, datetime.datetime):
+        return value
+    return datetime.datetime.fromisoformat(str(value))
 
 
 # --- Sentences about the user ----------------------------------------------------------------
@@ -557,16 +571,9 @@ def _render(chosen: list[_Choice]) -> list[str]:
     return sentences
 
 
-def _themes(candidates: list[_Ranked]) -> dict[uuid.UUID, str]:
+def _themes(candidates: list[_Ranked], tags: dict[object, list[str]]) -> dict[object, str]:
     """Each memory's theme: of its tags, the one most used among these memories (then by
     name); untagged memories go by sector."""
-    ids = [memory.id for memory in candidates]
-    links = Memory.tags.through.objects.filter(memory_id__in=ids).values_list(
-        "memory_id", "tag__name"
-    )
-    tags: dict[uuid.UUID, list[str]] = {}
-    for memory_id, name in links:
-        tags.setdefault(memory_id, []).append(name)
     frequency = Counter(name for names in tags.values() for name in names)
     themes = {}
     for memory in candidates:
@@ -597,29 +604,40 @@ def extractive_text(ranked: list[_Ranked], max_words: int) -> str:
     if not any(offer for offer in offers):
         # Nothing reads as a statement (only questions or greetings): quote the best memory.
         offers = [(as_sentence(pool[0].content), 1.0), *[None] * (len(pool) - 1)]
-    similarity = _similarity([memory.id for memory in pool])
+    ids = [memory.id for memory in pool]
+    vectors, tags = _vectors_and_tags(ids)
+    similarity = _similarity(ids, vectors)
     quality = np.array([offer[1] if offer else 0.0 for offer in offers])
     importance = np.array([memory.importance for memory in pool])
     importance = importance / max(float(importance.max()), 1e-9)
     # What is worth covering: important memories, chit-chat far less than statements.
     weight = importance * (COVERAGE_FLOOR + quality)
-    themes = _themes(pool)
-    alive = np.array([offer is not None for offer in offers])
+    themes = _themes(pool, tags)
     cost = np.array([len(offer[0].split()) if offer else 1 for offer in offers], dtype=float)
     merit = quality * importance / cost**COST_EXPONENT
     covered = np.zeros(len(pool))
     chosen: dict[int, _Choice] = {}
     seen: set[str] = set()
-    value = np.zeros(len(pool))
     used = 0
-    stale = True
-    while alive.any():
-        if stale:
-            gains = weight @ np.maximum(similarity - covered[:, None], 0.0)
-            value = gains * merit
-            stale = False
-        index = int(np.argmax(np.where(alive, value, -1.0)))
-        alive[index] = False
+    # Lazy greedy: a statement's value only falls as coverage grows (facility location
+    # times a fixed merit), so a value computed at an earlier pick bounds its value now, and
+    # only the statement at the top of the heap needs recomputing before it is taken. The
+    # heap orders by value, then index: the picks, ties included, are those of re-valuing
+    # every statement after each pick (a full argmax, O(n^2) per pick), short of values
+    # that differ only in the last bit (one column's dot product against the whole matrix's).
+    # `similarity` is never negative, so with nothing covered the gain is weight @ similarity.
+    value = (weight @ similarity) * merit
+    heap = [(-float(value[i]), i) for i in range(len(pool)) if offers[i] is not None]
+    heapq.heapify(heap)
+    valued_at = [0] * len(pool)  # how many statements were chosen when value[i] was computed
+    while heap:
+        index = heap[0][1]
+        if valued_at[index] != len(chosen):
+            gain = weight @ np.maximum(similarity[:, index] - covered, 0.0)
+            valued_at[index] = len(chosen)
+            heapq.heapreplace(heap, (-float(gain * merit[index]), index))
+            continue
+        heapq.heappop(heap)
         sentence = offers[index][0]
         key = _dedupe_key(sentence)
         if key in seen or (chosen and similarity[index, list(chosen)].max() >= NEAR_DUPLICATE):
@@ -634,7 +652,6 @@ def extractive_text(ranked: list[_Ranked], max_words: int) -> str:
         chosen, used = trial, trial_used
         seen.add(key)
         covered = np.maximum(covered, similarity[:, index])
-        stale = True
         if used >= max_words:
             break
     if not chosen:
@@ -644,25 +661,47 @@ def extractive_text(ranked: list[_Ranked], max_words: int) -> str:
     return " ".join(_render([chosen[i] for i in sorted(chosen)]))
 
 
-def _similarity(ids: list[uuid.UUID]) -> np.ndarray:
+def _vectors_and_tags(
+    ids: list[object],
+) -> tuple[dict[object, tuple[np.ndarray, str]], dict[object, list[str]]]:
+    """These memories' stored vectors (with the model of each) and tag names, in one read.
+
+    Raw rows, one per tag (the join is an outer one): Django's converters cost more than
+    the duplicated vectors, and a second query for the tags more than both."""
+    rows = Memory.objects.filter(pk__in=ids).raw_rows(
+        "id", "embedding", "embedding_model", "tags__name"
+    )
+    as_vector = Memory._meta.get_field("embedding").from_db_value
+    vectors: dict[object, tuple[np.ndarray, str]] = {}
+    tags: dict[object, list[str]] = {}
+    for memory_id, raw, model, name in rows:
+        if raw is not None and memory_id not in vectors:
+            vectors[memory_id] = (as_vector(raw, None, None), model)
+        if name is not None:
+            tags.setdefault(memory_id, []).append(name)
+    return vectors, tags
+
+
+def _similarity(ids: list[object], vectors: dict[object, tuple[np.ndarray, str]]) -> np.ndarray:
     """Cosine similarity between these memories' stored vectors (the model most of them
     were embedded with); a memory without such a vector is similar only to itself."""
-    rows = Memory.objects.filter(pk__in=ids).values_list("id", "embedding", "embedding_model")
-    vectors: dict[uuid.UUID, tuple[np.ndarray, str]] = {
-        memory_id: (vector, model) for memory_id, vector, model in rows if vector is not None
-    }
     models = Counter(model for _, model in vectors.values())
-    similarity = np.eye(len(ids))
     if not models:
-        return similarity
+        return np.eye(len(ids))
     model = models.most_common(1)[0][0]
     present = [i for i, key in enumerate(ids) if key in vectors and vectors[key][1] == model]
     if len(present) < 2:
-        return similarity
+        return np.eye(len(ids))
     matrix = np.stack([vectors[ids[i]][0] for i in present]).astype(np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     matrix /= np.where(norms == 0, 1.0, norms)
-    similarity[np.ix_(present, present)] = np.clip(matrix @ matrix.T, 0.0, 1.0)
+    cosine = matrix @ matrix.T
+    np.clip(cosine, 0.0, 1.0, out=cosine)
+    if len(present) == len(ids):
+        similarity = cosine.astype(np.float64)  # the usual case: no scatter into an identity
+    else:
+        similarity = np.eye(len(ids))
+        similarity[np.ix_(present, present)] = cosine
     np.fill_diagonal(similarity, 1.0)
     return similarity
 

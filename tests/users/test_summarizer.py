@@ -168,6 +168,27 @@ def test_near_identical_memories_appear_once(db):
     assert "green tea" in text
 
 
+def test_memories_without_a_vector_of_the_usual_model_are_still_summarised(db):
+    ids = seed(
+        "mixed",
+        [
+            "User prefers dark mode",
+            "User likes green tea",
+            "User plays chess on Sundays",
+            "User collects vinyl records",
+        ],
+    )
+    # One awaiting re-embedding under another model, one never embedded: each is then
+    # similar only to itself.
+    Memory.objects.filter(pk=ids[2]).update(embedding_model="an-older-model")
+    Memory.objects.filter(pk=ids[3]).update(embedding=None)
+
+    text = summarize("mixed").text
+
+    for fact in ("dark mode", "green tea", "chess", "vinyl"):
+        assert fact in text
+
+
 def test_same_memories_give_the_same_text(db, settings):
     settings.OM_SUMMARY_MAX_LENGTH = 40
     # One batch: equal salience and last_seen_at, so only the tie-break orders them.
@@ -214,11 +235,11 @@ def test_other_users_memories_never_appear(user_123):
     assert summary.memory_count == 4
 
 
-def test_summary_takes_three_queries_whatever_the_number_of_memories(db, django_assert_num_queries):
+def test_summary_takes_two_queries_whatever_the_number_of_memories(db, django_assert_num_queries):
     seed("busy", [f"User visited museum number {i}" for i in range(300)])
 
-    # The memories, the vectors of the candidates, then their tags.
-    with django_assert_num_queries(3):
+    # The memories, then the vectors and tags of the candidates.
+    with django_assert_num_queries(2):
         summarize("busy")
 
 
