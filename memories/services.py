@@ -11,7 +11,7 @@ from datetime import datetime
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, FloatField, Func, Q, Value, When
 from django.db.models.functions import Exp, Greatest, Least
 
@@ -71,16 +71,22 @@ def memory_create_batch(*, items: list[MemoryInput]) -> list[CreateResult]:
     user (or the shared pool) already holds returns that memory with deduplicated=True."""
     items = [_clean_input(item) for item in items]
     hashes = [content_hash(item.content) for item in items]
-    # Embedding may be a network call: done before the transaction opens.
+    # Everything that does not write is done before the write transaction opens: embedding
+    # (may be a network call), and the duplicate check, the sectors and the words. On SQLite
+    # that transaction holds the database's one write lock, and the time each add holds it
+    # bounds how many adds per second all writers together get.
     vectors = get_provider().embed([item.content for item in items])
+    analysed = [(classify(item.content, item.metadata), terms(item.content)) for item in items]
+    existing = _stored_duplicates(items, hashes)
     try:
         with queued_write():
-            return _store_batch(items, hashes, vectors)
+            return _store_batch(items, hashes, vectors, analysed, existing)
     except IntegrityError:
-        # A concurrent add stored one of these contents between our duplicate check and our
-        # insert; the unique constraint refused ours, so run again and find theirs.
+        # A concurrent add stored one of these contents after our duplicate check; the unique
+        # constraint refused ours, so run again, checking inside the transaction this time,
+        # and find theirs.
         with queued_write():
-            return _store_batch(items, hashes, vectors)
+            return _store_batch(items, hashes, vectors, analysed, None)
 
 
 def _clean_input(item: MemoryInput) -> MemoryInput:
@@ -105,20 +111,38 @@ def _clean_content(content: str) -> str:
     return content
 
 
-@transaction.atomic
-def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[CreateResult]:
-    now = clock.now()
-    model_id = get_provider().model_id
-    existing = {
+def _stored_duplicates(
+    items: list[MemoryInput], hashes: list[str]
+) -> dict[tuple[str | None, str], Memory]:
+    """The stored memories that these items duplicate, by (user, content hash)."""
+    return {
         (m.user_id, m.content_hash): m
         for m in Memory.objects.filter(_same_scope_and_content(items, hashes)).defer("embedding")
     }
+
+
+@transaction.atomic
+def _store_batch(
+    items: list[MemoryInput],
+    hashes: list[str],
+    vectors,
+    analysed: list[tuple],
+    existing: dict[tuple[str | None, str], Memory] | None,
+) -> list[CreateResult]:
+    """`existing`: the duplicates found before the transaction opened (None: look now). A
+    duplicate stored since then makes the insert fail on the unique constraint."""
+    now = clock.now()
+    model_id = get_provider().model_id
+    if existing is None:
+        existing = _stored_duplicates(items, hashes)
     results: list[CreateResult | None] = [None] * len(items)
     pending: dict[tuple[str | None, str], Memory] = {}
     new_rows: list[tuple[Memory, list[str]]] = []
     indexed: list[tuple[Memory, Counter[str]]] = []
     seen_again: list[Memory] = []
-    for index, (item, digest, vector) in enumerate(zip(items, hashes, vectors, strict=True)):
+    for index, (item, digest, vector, (sector, counts)) in enumerate(
+        zip(items, hashes, vectors, analysed, strict=True)
+    ):
         key = (item.user_id, digest)
         if key in existing:
             memory = existing[key]
@@ -129,8 +153,6 @@ def _store_batch(items: list[MemoryInput], hashes: list[str], vectors) -> list[C
         if key in pending:
             results[index] = CreateResult(pending[key], deduplicated=True)
             continue
-        sector = classify(item.content, item.metadata)
-        counts = terms(item.content)
         memory = Memory(
             user_id=item.user_id,
             content=item.content,
@@ -198,27 +220,54 @@ def _same_scope_and_content(items: list[MemoryInput], hashes: list[str]) -> Q:
     return condition
 
 
+# Tag links per INSERT: 2 parameters each, well under SQLite's 32,766 per statement.
+_LINKS_PER_STATEMENT = 5000
+
+
 def _default_salience() -> float:
     return min(1.0, max(0.0, settings.OM_DEFAULT_SALIENCE))
 
 
 def _tags_by_name(names: set[str]) -> dict[str, Tag]:
+    """The tags of these names, created where missing. Plain SQL (three statements with the
+    links of _attach_tags) rather than bulk_create() and a queryset: inside an add's write
+    transaction, where compiling those was a third of the time the write lock was held."""
     if not names:
         return {}
-    # ignore_conflicts: a concurrent request may create the same tag at the same moment.
-    Tag.objects.bulk_create([Tag(name=name) for name in names], ignore_conflicts=True)
-    return {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+    ordered = sorted(names)
+    table = connection.ops.quote_name(Tag._meta.db_table)
+    with connection.cursor() as cursor:
+        # DO NOTHING: a concurrent request may create the same tag at the same moment.
+        cursor.execute(
+            f"INSERT INTO {table} (name) VALUES {', '.join(['(%s)'] * len(ordered))} "
+            "ON CONFLICT (name) DO NOTHING",
+            ordered,
+        )
+        cursor.execute(
+            f"SELECT id, name FROM {table} WHERE name IN ({', '.join(['%s'] * len(ordered))})",
+            ordered,
+        )
+        found = cursor.fetchall()
+    return {name: Tag.from_db(connection.alias, ["id", "name"], (pk, name)) for pk, name in found}
 
 
 def _attach_tags(rows: list[tuple[Memory, list[str]]]) -> None:
     tags = _tags_by_name({name for _, names in rows for name in names})
-    through = Memory.tags.through
+    memory_id = Memory._meta.pk
     links = [
-        through(memory_id=memory.pk, tag_id=tags[name].pk)
+        (memory_id.get_db_prep_value(memory.pk, connection), tags[name].pk)
         for memory, names in rows
         for name in names
     ]
-    through.objects.bulk_create(links)
+    table = connection.ops.quote_name(Memory.tags.through._meta.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(links), _LINKS_PER_STATEMENT):
+            chunk = links[start : start + _LINKS_PER_STATEMENT]
+            rows_sql = ", ".join(["(%s, %s)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} (memory_id, tag_id) VALUES {rows_sql}",
+                [value for link in chunk for value in link],
+            )
     for memory, names in rows:
         # Lets the response show the tags without another query.
         memory._prefetched_objects_cache = {"tags": [tags[name] for name in sorted(names)]}
