@@ -164,11 +164,13 @@ class MemoryTerm(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["memory", "term"], name="memory_term_unique"),
         ]
-        # Covering: a user's postings for the query's terms come from the index alone.
+        # Covering: a user's postings for the query's terms come from the index alone, and,
+        # the term first, so do everyone's (searches without a user filter) and the first
+        # few postings of a word in a large scope (lexical.LargeScope).
         indexes = [
             models.Index(
-                fields=["user_id", "term", "memory", "frequency", "length"],
-                name="memory_term_user_term",
+                fields=["term", "user_id", "memory", "frequency", "length"],
+                name="memory_term_term_user",
             )
         ]
 
