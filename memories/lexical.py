@@ -287,7 +287,8 @@ class LargeScope:
     @staticmethod
     def _rows(keys: list, terms: list[str]) -> list[tuple]:
         return (
-            MemoryTerm.objects.filter(memory_id__in=[as_uuid(pk) for pk in keys], term__in=terms)
+            MemoryTerm.objects.with_ids([as_uuid(pk) for pk in keys], "memory")
+            .filter(term__in=terms)
             .order_by()
             .raw_rows("memory_id", "term", "frequency", "length")
         )

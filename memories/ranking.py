@@ -148,13 +148,14 @@ def _rank_large(
     best_similarity = max([VECTOR_FLOOR, *(h.similarity for h in hits)])
     ids = list(dict.fromkeys([h.memory_id for h in hits] + words.best(pool)))
     # Rows and similarities in one read each: the ids are few.
-    rows = backend.scan(scope.filter(pk__in=ids), vector, model_id, small=True)
+    rows = backend.scan(scope.with_ids(ids), vector, model_id, small=True)
     found = _Candidates(rows, words.scores([as_uuid(row[0]) for row in rows]).part_of)
     found.score_own(best_similarity)
     if window:
         around = found.around(window, sources=max(k, CONTEXT_SOURCES))
         if around:
-            nearby = scope.filter(around).exclude(pk__in=[row[0] for row in rows])
+            seen = [as_uuid(row[0]) for row in rows]
+            nearby = scope.filter(around).with_ids(seen, exclude=True)
             rows += backend.scan(nearby, vector, model_id, small=True)
             found = _Candidates(rows, words.scores([as_uuid(row[0]) for row in rows]).part_of)
             found.score_own(best_similarity)
