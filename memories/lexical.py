@@ -122,7 +122,7 @@ def bm25(
         frequency: dict[str, int] = Counter(row[1] for row in rows)
     else:
         frequency = dict(
-            postings.order_by().values("term").annotate(df=Count("pk")).values_list("term", "df")
+            postings.order_by().values("term").annotate(df=Count("*")).values_list("term", "df")
         )
         rows = postings.filter(memory__in=within.order_by().values("pk")).raw_rows(*columns)
     idf = {term: math.log(1 + (n - df + 0.5) / (df + 0.5)) for term, df in frequency.items()}
@@ -243,7 +243,7 @@ class LargeScope:
             postings.filter(term__in=terms, memory_id__lt=pivot)
             .order_by()
             .values("term")
-            .annotate(df=Count("pk"))
+            .annotate(df=Count("*"))
             .values_list("term", "df")
         )
         # At least COMMON_POSTINGS: that many were seen.
