@@ -6,6 +6,8 @@ on SQLite every scope is read whole, so there the same questions check the usual
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from memories import lexical
 from memories.lexical import LargeScope, bm25
@@ -84,3 +86,19 @@ def test_common_words_bring_no_candidates_but_count_in_the_scores(large, add):
     assert words.common == ["water"]
     assert words.best(10) == [as_uuid(bonsai)]
     assert scores[as_uuid(bonsai)] > scores[ficus] > 0
+
+
+def test_a_large_scopes_search_costs_the_same_statements_as_it_grows(large, add, query):
+    def statements_of_a_search() -> int:
+        query("Stockholm meeting", k=5, user_id="u1")  # the scope's size and totals, once
+        with CaptureQueriesContext(connection) as captured:
+            query("Stockholm meeting", k=5, user_id="u1")
+        return len(captured.captured_queries)
+
+    for i in range(15):
+        add(f"Stockholders meeting {i}", user_id="u1")
+    before = statements_of_a_search()
+    for i in range(45):
+        add(f"Quarterly meeting {i} in the Stockholm office", user_id="u1")
+
+    assert statements_of_a_search() == before
