@@ -14,7 +14,7 @@ import uuid
 from collections import Counter, defaultdict
 
 from django.db import connections
-from django.db.models import Count, Sum
+from django.db.models import Case, Count, F, FloatField, Sum, Value, When
 
 from core.scope import ALL_USERS
 from memories.models import Memory, MemoryQuerySet, MemoryTerm, RawRowsQuerySet, as_uuid
@@ -137,14 +137,16 @@ def bm25(
     return Scores(dict(scores), held, vendor)
 
 
-# A word with at least this many postings in a large scope is common: its postings are not
-# read (only this many, to learn that), it brings no candidates, and its document
-# frequency is estimated from a sample.
+# A word with at least this many postings in a large scope is common: its postings are
+# never all counted, its document frequency is estimated from a sample.
 COMMON_POSTINGS = 1000
 # About this many of the scope's memories make that sample.
 SAMPLE_MEMORIES = 5000
-# How many memories holding rare words are scored on every word to pick the candidates.
-SCORED_HOLDERS = 300
+# Candidates come from the query's rarest words whose postings number at most this many
+# together: the database scores that many postings at most, whatever the scope's size.
+SCORED_POSTINGS = 5000
+# How many memories, the best by those words, are then scored on every word.
+SCORED_HOLDERS = 100
 # How long a large scope's memory count and total length are reused (BM25's N and average
 # length move by a fraction of a percent in that time in a scope this size).
 STATS_SECONDS = 60.0
@@ -186,23 +188,22 @@ class LargeScope:
     user, everyone's memories): the cost depends on the query and the candidates, not on
     the scope's size.
 
-    A word with fewer than COMMON_POSTINGS postings in the scope is rare: all its postings
-    are read and its document frequency is exact. A common word's postings are not read;
-    its document frequency is estimated from the memories whose ids fall in the lowest
-    SAMPLE_MEMORIES / N of the id space (ids are random, so they are a uniform sample).
-    Candidates are the memories holding rare words (the SCORED_HOLDERS best by those words
-    alone, then by every word); the full BM25 is computed for the memories `scores` is
-    asked about. A memory holding only common words is found by the vector search or not
-    at all: its BM25 is low in a scope where those words are common."""
+    Document frequencies are exact for words with fewer than COMMON_POSTINGS postings in
+    the scope; a more common word's is estimated from the memories whose ids fall in the
+    lowest SAMPLE_MEMORIES / N of the id space (ids are random: a uniform sample).
+    Candidates come from the query's rarest words, as many as hold at most SCORED_POSTINGS
+    postings together (`chosen`): the database scores their postings and returns the
+    SCORED_HOLDERS best memories, which are then scored on every word; the full BM25 is
+    computed for the memories `scores` is asked about. A memory holding only words more
+    common than those is found by the vector search or not at all: its BM25 is low in a
+    scope where its words are that common."""
 
     def __init__(self, query: str, *, user_id: str | object | None = ALL_USERS) -> None:
         self.vendor = connections[Memory.objects.db].vendor
         self.user_id = user_id
         self.idf: dict[str, float] = {}
-        self.common: list[str] = []
-        self.holders: list[object] = []  # the memories holding a rare word
-        # BM25 and share of the query's word weight by memory: over the rare words for the
-        # memories holding one, over every word for those in `read`.
+        self.chosen: list[str] = []
+        # Full BM25 and share of the query's word weight of the memories read so far.
         self.raw: dict[object, float] = {}
         self.held: dict[object, float] = {}
         self.read: set[object] = set()
@@ -214,16 +215,17 @@ class LargeScope:
         postings = self._postings()
         # Bounded counts: a common word's postings are never all counted.
         frequency = {t: postings.filter(term=t)[:COMMON_POSTINGS].count() for t in wanted}
-        rare = [term for term, df in frequency.items() if df < COMMON_POSTINGS]
-        common = [term for term in wanted if term not in rare]
-        rows = postings.filter(term__in=rare).raw_rows("memory_id", "term", "frequency", "length")
+        common = [term for term, df in frequency.items() if df >= COMMON_POSTINGS]
         frequency.update(self._estimate(postings, common, n))
         self.idf = {
             term: math.log(1 + (n - df + 0.5) / (df + 0.5)) for term, df in frequency.items() if df
         }
-        self.common = [term for term in common if term in self.idf]
-        self.holders = list(dict.fromkeys(row[0] for row in rows))
-        self._add(rows)
+        total = 0
+        for term in sorted(self.idf, key=lambda t: (frequency[t], t)):
+            total += frequency[term]
+            if total > SCORED_POSTINGS:
+                break
+            self.chosen.append(term)
 
     def _postings(self) -> RawRowsQuerySet:
         postings = MemoryTerm.objects.all()
@@ -254,15 +256,31 @@ class LargeScope:
         return self.idf[term] * tf * (K1 + 1) / (tf + norm)
 
     def best(self, n: int) -> list[uuid.UUID]:
-        """The n memories holding the query's rare words with the best BM25 (every word
-        counted), out of the SCORED_HOLDERS best by their rare words alone."""
-        holders = sorted(self.holders, key=lambda pk: (-self.raw[pk], str(pk)))[:SCORED_HOLDERS]
-        unread = [pk for pk in holders if pk not in self.read]
-        if self.common and unread:
-            self._add(self._rows(unread, self.common))
-        self.read.update(unread)
-        holders.sort(key=lambda pk: (-self.raw[pk], str(pk)))
-        return [as_uuid(pk) for pk in holders[:n]]
+        """The n memories with the best BM25 (every word counted) out of the SCORED_HOLDERS
+        best by the chosen words alone."""
+        if not self.chosen:
+            return []
+        idf = Case(
+            *[When(term=term, then=Value(self.idf[term])) for term in self.chosen],
+            output_field=FloatField(),
+        )
+        # _term() in SQL: idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / average)).
+        tf, dl = F("frequency"), F("length")
+        score = (idf * tf * Value(K1 + 1)) / (
+            tf + Value(K1 * (1 - B)) + Value(K1 * B / self.average) * dl
+        )
+        top = (
+            self._postings()
+            .filter(term__in=self.chosen)
+            .values("memory_id")
+            .annotate(score=Sum(score, output_field=FloatField()))
+            .order_by("-score", "memory_id")
+            .values_list("memory_id", flat=True)[:SCORED_HOLDERS]
+        )
+        keys = [pk.hex if self.vendor == "sqlite" else pk for pk in top]
+        self._complete(keys)
+        keys.sort(key=lambda pk: (-self.raw.get(pk, 0.0), str(pk)))
+        return [as_uuid(pk) for pk in keys[:n]]
 
     def scores(self, ids: list[uuid.UUID]) -> Scores:
         """BM25 (every word of the query) of the memories `ids`, as Scores: the word part
@@ -273,14 +291,11 @@ class LargeScope:
         return Scores(raw, {pk: self.held[pk] for pk in raw}, self.vendor)
 
     def _complete(self, keys: list) -> None:
-        """Reads every posting of the memories not read whole yet (by their keys as the
-        database returns them)."""
+        """Reads the postings of the memories not read yet (by their keys as the database
+        returns them)."""
         missing = [pk for pk in dict.fromkeys(keys) if pk not in self.read]
         if not self.idf or not missing:
             return
-        for pk in missing:
-            self.raw.pop(pk, None)
-            self.held.pop(pk, None)
         self.read.update(missing)
         self._add(self._rows(missing, list(self.idf)))
 

@@ -16,9 +16,11 @@ from memories.models import Memory, as_uuid
 
 @pytest.fixture
 def large(settings, monkeypatch):
-    """Scopes of 10 memories or more are large; a word 5 of them hold is common."""
+    """Scopes of 10 memories or more are large; candidates come from words that 5
+    memories hold at most."""
     settings.OM_HNSW_MIN_SCOPE = 10
     monkeypatch.setattr(lexical, "COMMON_POSTINGS", 5)
+    monkeypatch.setattr(lexical, "SCORED_POSTINGS", 5)
 
 
 @pytest.fixture
@@ -70,7 +72,7 @@ def test_with_only_rare_words_the_scores_are_bm25s(large, add):
 
     words = LargeScope("bonsai pot", user_id="u1")
 
-    assert words.common == []
+    assert sorted(words.chosen) == ["bonsai", "pot"]
     assert words.scores(list(exact)).as_dict() == pytest.approx(exact)
 
 
@@ -83,22 +85,24 @@ def test_common_words_bring_no_candidates_but_count_in_the_scores(large, add):
     words = LargeScope("watered bonsai", user_id="u1")
     scores = words.scores([as_uuid(bonsai), ficus]).as_dict()
 
-    assert words.common == ["water"]
+    assert words.chosen == ["bonsai"]
     assert words.best(10) == [as_uuid(bonsai)]
     assert scores[as_uuid(bonsai)] > scores[ficus] > 0
 
 
-def test_a_large_scopes_search_costs_the_same_statements_as_it_grows(large, add, query):
+def test_a_large_scopes_search_costs_the_same_statements_as_it_grows(large, add, query, settings):
+    settings.OM_HYBRID_CANDIDATES = 1  # a few candidates and their context, never everything
+
     def statements_of_a_search() -> int:
-        query("Stockholm meeting", k=5, user_id="u1")  # the scope's size and totals, once
+        query("Stockholm meeting", k=1, user_id="u1")  # the scope's size and totals, once
         with CaptureQueriesContext(connection) as captured:
-            query("Stockholm meeting", k=5, user_id="u1")
+            query("Stockholm meeting", k=1, user_id="u1")
         return len(captured.captured_queries)
 
-    for i in range(15):
-        add(f"Stockholders meeting {i}", user_id="u1")
+    for i in range(20):
+        add(f"Stockholders meeting {i} in the Stockholm office", user_id="u1")
     before = statements_of_a_search()
-    for i in range(45):
+    for i in range(60):
         add(f"Quarterly meeting {i} in the Stockholm office", user_id="u1")
 
     assert statements_of_a_search() == before
