@@ -8,14 +8,16 @@ term statistics (how many of *their* memories hold a word) never depend on other
 from __future__ import annotations
 
 import math
+import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 
 from django.db import connections
-from django.db.models import Count, Sum
+from django.db.models import Case, Count, F, FloatField, Sum, Value, When
 
 from core.scope import ALL_USERS
-from memories.models import Memory, MemoryQuerySet, MemoryTerm, as_uuid
+from memories.models import Memory, MemoryQuerySet, MemoryTerm, RawRowsQuerySet, as_uuid
 from memories.text import query_terms
 
 # Okapi BM25's usual constants (also the defaults of Lucene and of the bm25s library).
@@ -133,7 +135,7 @@ def bm25(
         frequency: dict[str, int] = Counter(row[1] for row in rows)
     else:
         frequency = dict(
-            postings.order_by().values("term").annotate(df=Count("pk")).values_list("term", "df")
+            postings.order_by().values("term").annotate(df=Count("*")).values_list("term", "df")
         )
         rows = postings.filter(memory__in=within.order_by().values("pk")).raw_rows(*columns)
     idf = {term: math.log(1 + (n - df + 0.5) / (df + 0.5)) for term, df in frequency.items()}
@@ -146,3 +148,181 @@ def bm25(
         scores[memory_id] += idf[term] * tf * (K1 + 1) / (tf + norm)
         held[memory_id] += idf[term] / weight
     return Scores(dict(scores), held, vendor)
+
+
+# A word with at least this many postings in a large scope is common: its postings are
+# never all counted, its document frequency is estimated from a sample.
+COMMON_POSTINGS = 1000
+# About this many of the scope's memories make that sample.
+SAMPLE_MEMORIES = 5000
+# Candidates come from the query's rarest words whose postings number at most this many
+# together: the database scores that many postings at most, whatever the scope's size.
+SCORED_POSTINGS = 5000
+# How many memories, the best by those words, are then scored on every word.
+SCORED_HOLDERS = 100
+# How long a large scope's memory count and total length are reused (BM25's N and average
+# length move by a fraction of a percent in that time in a scope this size).
+STATS_SECONDS = 60.0
+
+_stats: dict[object, tuple[float, tuple[int, int]]] = {}
+_stats_lock = threading.Lock()
+
+
+def clear_stats() -> None:
+    with _stats_lock:
+        _stats.clear()
+
+
+def known_size(user_id: str | object | None) -> int | None:
+    """The memory count of a scope a recent LargeScope measured, None when none did (or
+    too long ago): searches skip what only small scopes need without asking again."""
+    with _stats_lock:
+        entry = _stats.get(user_id)
+    if entry is None or time.monotonic() - entry[0] > STATS_SECONDS:
+        return None
+    return entry[1][0]
+
+
+def _scope_stats(user_id: str | object | None) -> tuple[int, int]:
+    with _stats_lock:
+        entry = _stats.get(user_id)
+    if entry is not None and time.monotonic() - entry[0] <= STATS_SECONDS:
+        return entry[1]
+    owned = Memory.objects.all() if user_id is ALL_USERS else Memory.objects.for_user(user_id)
+    totals = owned.aggregate(n=Count("*"), length=Sum("term_count"))
+    stats = (totals["n"], totals["length"] or 0)
+    with _stats_lock:
+        _stats[user_id] = (time.monotonic(), stats)
+    return stats
+
+
+class LargeScope:
+    """BM25 over a scope too large for reading every posting of the query's words (a giant
+    user, everyone's memories): the cost depends on the query and the candidates, not on
+    the scope's size.
+
+    Document frequencies are exact for words with fewer than COMMON_POSTINGS postings in
+    the scope; a more common word's is estimated from the memories whose ids fall in the
+    lowest SAMPLE_MEMORIES / N of the id space (ids are random: a uniform sample).
+    Candidates come from the query's rarest words, as many as hold at most SCORED_POSTINGS
+    postings together (`chosen`): the database scores their postings and returns the
+    SCORED_HOLDERS best memories, which are then scored on every word; the full BM25 is
+    computed for the memories `scores` is asked about. A memory holding only words more
+    common than those is found by the vector search or not at all: its BM25 is low in a
+    scope where its words are that common."""
+
+    def __init__(self, query: str, *, user_id: str | object | None = ALL_USERS) -> None:
+        self.vendor = connections[Memory.objects.db].vendor
+        self.user_id = user_id
+        self.idf: dict[str, float] = {}
+        self.chosen: list[str] = []
+        # Full BM25 and share of the query's word weight of the memories read so far.
+        self.raw: dict[object, float] = {}
+        self.held: dict[object, float] = {}
+        self.read: set[object] = set()
+        wanted = query_terms(query)
+        n, length = _scope_stats(user_id)
+        if not wanted or not n or not length:
+            return
+        self.average = length / n
+        postings = self._postings()
+        # Bounded counts: a common word's postings are never all counted.
+        frequency = {t: postings.filter(term=t)[:COMMON_POSTINGS].count() for t in wanted}
+        common = [term for term, df in frequency.items() if df >= COMMON_POSTINGS]
+        frequency.update(self._estimate(postings, common, n))
+        self.idf = {
+            term: math.log(1 + (n - df + 0.5) / (df + 0.5)) for term, df in frequency.items() if df
+        }
+        total = 0
+        for term in sorted(self.idf, key=lambda t: (frequency[t], t)):
+            total += frequency[term]
+            if total > SCORED_POSTINGS:
+                break
+            self.chosen.append(term)
+
+    def _postings(self) -> RawRowsQuerySet:
+        postings = MemoryTerm.objects.all()
+        if self.user_id is ALL_USERS:
+            return postings
+        if self.user_id is None:
+            return postings.filter(user_id__isnull=True)
+        return postings.filter(user_id=self.user_id)
+
+    @staticmethod
+    def _estimate(postings: RawRowsQuerySet, terms: list[str], n: int) -> dict[str, int]:
+        if not terms:
+            return {}
+        share = min(1.0, SAMPLE_MEMORIES / n)
+        pivot = uuid.UUID(int=min(2**128 - 1, int(share * 2**128)))
+        counts = dict(
+            postings.filter(term__in=terms, memory_id__lt=pivot)
+            .order_by()
+            .values("term")
+            .annotate(df=Count("*"))
+            .values_list("term", "df")
+        )
+        # At least COMMON_POSTINGS: that many were seen.
+        return {t: max(COMMON_POSTINGS, min(n, round(counts.get(t, 0) / share))) for t in terms}
+
+    def _term(self, term: str, tf: int, dl: int) -> float:
+        norm = K1 * (1 - B + B * dl / self.average)
+        return self.idf[term] * tf * (K1 + 1) / (tf + norm)
+
+    def best(self, n: int) -> list[uuid.UUID]:
+        """The n memories with the best BM25 (every word counted) out of the SCORED_HOLDERS
+        best by the chosen words alone."""
+        if not self.chosen:
+            return []
+        idf = Case(
+            *[When(term=term, then=Value(self.idf[term])) for term in self.chosen],
+            output_field=FloatField(),
+        )
+        # _term() in SQL: idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / average)).
+        tf, dl = F("frequency"), F("length")
+        score = (idf * tf * Value(K1 + 1)) / (
+            tf + Value(K1 * (1 - B)) + Value(K1 * B / self.average) * dl
+        )
+        top = (
+            self._postings()
+            .filter(term__in=self.chosen)
+            .values("memory_id")
+            .annotate(score=Sum(score, output_field=FloatField()))
+            .order_by("-score", "memory_id")
+            .values_list("memory_id", flat=True)[:SCORED_HOLDERS]
+        )
+        keys = [pk.hex if self.vendor == "sqlite" else pk for pk in top]
+        self._complete(keys)
+        keys.sort(key=lambda pk: (-self.raw.get(pk, 0.0), str(pk)))
+        return [as_uuid(pk) for pk in keys[:n]]
+
+    def scores(self, ids: list[uuid.UUID]) -> Scores:
+        """BM25 (every word of the query) of the memories `ids`, as Scores: the word part
+        is relative to the best of them."""
+        keys = [pk.hex if self.vendor == "sqlite" else pk for pk in ids]
+        self._complete(keys)
+        raw = {pk: self.raw[pk] for pk in keys if pk in self.raw}
+        return Scores(raw, {pk: self.held[pk] for pk in raw}, self.vendor)
+
+    def _complete(self, keys: list) -> None:
+        """Reads the postings of the memories not read yet (by their keys as the database
+        returns them)."""
+        missing = [pk for pk in dict.fromkeys(keys) if pk not in self.read]
+        if not self.idf or not missing:
+            return
+        self.read.update(missing)
+        self._add(self._rows(missing, list(self.idf)))
+
+    @staticmethod
+    def _rows(keys: list, terms: list[str]) -> list[tuple]:
+        return (
+            MemoryTerm.objects.with_ids([as_uuid(pk) for pk in keys], "memory")
+            .filter(term__in=terms)
+            .order_by()
+            .raw_rows("memory_id", "term", "frequency", "length")
+        )
+
+    def _add(self, rows: list[tuple]) -> None:
+        weight = sum(self.idf.values())
+        for memory_id, term, tf, dl in rows:
+            self.raw[memory_id] = self.raw.get(memory_id, 0.0) + self._term(term, tf, dl)
+            self.held[memory_id] = self.held.get(memory_id, 0.0) + self.idf[term] / weight

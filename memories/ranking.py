@@ -14,7 +14,7 @@ from django.db.models import Q
 from core import clock
 from core.scope import ALL_USERS
 from memories.embeddings import get_provider
-from memories.lexical import bm25
+from memories.lexical import LargeScope, bm25
 from memories.models import MemoryQuerySet, as_uuid
 from memories.search_cache import Columns
 from memories.vector_search import SCAN_FIELDS, Scanned, get_backend
@@ -56,6 +56,7 @@ def rank_hybrid(
     user_id: str | object | None = ALL_USERS,
     narrowed: bool = False,
     columns: Columns | None = None,
+    large: bool = False,
 ) -> list[Ranked]:
     """Candidates from the vector search (over `vector_scope`: the memories embedded by the
     current model) and from BM25 (over all of `scope`, so memories waiting to be re-embedded
@@ -78,12 +79,22 @@ def rank_hybrid(
     cosine and BM25 differ from query to query), which the README explains. `user_id` is
     the user `scope` belongs to (ALL_USERS: none); `narrowed` says `scope` holds only some
     of that user's memories (a sector or tags filter); `columns`, when given, are the whole
-    of `scope` as the search cache holds them."""
+    of `scope` as the search cache holds them; `large` says `scope` is known to be too large
+    to read whole.
+
+    A scope too large to read whole (at least OM_HNSW_MIN_SCOPE memories: a giant user,
+    everyone's memories) and not narrowed is ranked by _rank_large instead, whose cost
+    depends on k and the query, not on the scope's size."""
     backend = get_backend()
+    window = settings.OM_CONTEXT_WINDOW if settings.OM_CONTEXT_WEIGHT > 0 else 0
+    scanned = None
+    if columns is None and not large:
+        scanned = backend.scan(scope, vector, get_provider().model_id)
+        large = scanned is None
+    if large and not narrowed:
+        return _rank_large(scope, vector_scope, query, vector, k, user_id=user_id, window=window)
     stats = None if columns is None else (len(columns.keys), int(columns.term_count.sum()))
     lexical = bm25(query, user_id=user_id, within=scope if narrowed else None, stats=stats)
-    window = settings.OM_CONTEXT_WINDOW if settings.OM_CONTEXT_WEIGHT > 0 else 0
-    scanned = None if columns is not None else backend.scan(scope, vector, get_provider().model_id)
     if columns is not None:
         found = _Candidates.of_columns(columns, columns.similarity(vector), lexical.part.get)
         found.score_own(max(VECTOR_FLOOR, float(found.similarity.max(initial=0.0))))
@@ -109,6 +120,49 @@ def rank_hybrid(
                 rows += _rows(nearby, vector_scope, vector, similarity)
                 found = _Candidates(rows, lexical.part_of)
                 found.score_own(best_similarity)
+    return _top(found, window, k)
+
+
+def _rank_large(
+    scope: MemoryQuerySet,
+    vector_scope: MemoryQuerySet,
+    query: str,
+    vector: np.ndarray,
+    k: int,
+    *,
+    user_id: str | object | None,
+    window: int,
+) -> list[Ranked]:
+    """rank_hybrid over a large scope: the same scores, with BM25 from lexical.LargeScope
+    (candidates from the query's rare words, the full BM25 computed for the candidates
+    only, relative to the best of them) and the vector search told the scope is large
+    unless some of its memories still wait for the current model."""
+    backend = get_backend()
+    model_id = get_provider().model_id
+    words = LargeScope(query, user_id=user_id)
+    pool = max(k, settings.OM_HYBRID_CANDIDATES)
+    # Finding out whether the embedded part of a large scope is large reads every row up
+    # to OM_HNSW_MIN_SCOPE; with nothing awaiting re-embedding (an index lookup) it is.
+    awaiting = scope.not_embedded_by(model_id).exists()
+    hits = backend.search(vector_scope, vector, pool, large=None if awaiting else True)
+    best_similarity = max([VECTOR_FLOOR, *(h.similarity for h in hits)])
+    ids = list(dict.fromkeys([h.memory_id for h in hits] + words.best(pool)))
+    # Rows and similarities in one read each: the ids are few.
+    rows = backend.scan(scope.with_ids(ids), vector, model_id, small=True)
+    found = _Candidates(rows, words.scores([as_uuid(row[0]) for row in rows]).part_of)
+    found.score_own(best_similarity)
+    if window:
+        around = found.around(window, sources=max(k, CONTEXT_SOURCES))
+        if around:
+            seen = [as_uuid(row[0]) for row in rows]
+            nearby = scope.filter(around).with_ids(seen, exclude=True)
+            rows += backend.scan(nearby, vector, model_id, small=True)
+            found = _Candidates(rows, words.scores([as_uuid(row[0]) for row in rows]).part_of)
+            found.score_own(best_similarity)
+    return _top(found, window, k)
+
+
+def _top(found: _Candidates, window: int, k: int) -> list[Ranked]:
     scores = found.with_context(window)
     if not len(scores):
         return []

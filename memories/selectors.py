@@ -9,7 +9,7 @@ from django.conf import settings
 
 from core.exceptions import NotFound
 from core.scope import ALL_USERS
-from memories import search_cache
+from memories import lexical, search_cache
 from memories.embeddings import embed_query, get_provider
 from memories.models import Memory
 from memories.ranking import rank_hybrid, rank_vector
@@ -79,7 +79,9 @@ def memory_query(
     columns = None
     if settings.OM_RANKING == "hybrid":
         narrowed = bool(sector or tags)
-        if user_id is not ALL_USERS and not narrowed:
+        # A scope measured large a moment ago skips the small scopes' cache and reads.
+        large = not narrowed and (lexical.known_size(user_id) or 0) >= settings.OM_HNSW_MIN_SCOPE
+        if user_id is not ALL_USERS and not narrowed and not large:
             columns = search_cache.columns(
                 user_id=user_id,
                 scope=scope,
@@ -96,6 +98,7 @@ def memory_query(
             user_id=user_id,
             narrowed=narrowed,
             columns=columns,
+            large=large,
         )
     else:
         ranked = rank_vector(vector_scope, vector, k)

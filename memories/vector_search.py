@@ -55,8 +55,11 @@ class Hit:
 
 
 class VectorSearchBackend(Protocol):
-    def search(self, scope: MemoryQuerySet, vector: np.ndarray, k: int) -> list[Hit]:
-        """The k memories of `scope` nearest to `vector`, nearest first."""
+    def search(
+        self, scope: MemoryQuerySet, vector: np.ndarray, k: int, *, large: bool | None = None
+    ) -> list[Hit]:
+        """The k memories of `scope` nearest to `vector`, nearest first. `large` says whether
+        the scope is too large to read whole when the caller knows (None: find out)."""
         ...
 
     def similarities(
@@ -66,11 +69,12 @@ class VectorSearchBackend(Protocol):
         ...
 
     def scan(
-        self, scope: MemoryQuerySet, vector: np.ndarray, model_id: str
+        self, scope: MemoryQuerySet, vector: np.ndarray, model_id: str, *, small: bool = False
     ) -> list[Scanned] | None:
         """Every memory of `scope` in one read, keyed by its id as the database returns it
         (see MemoryQuerySet.raw_rows), with its similarity to `vector` (0 for memories not
-        embedded by `model_id`); None when the scope is too large to read whole."""
+        embedded by `model_id`); None when the scope is too large to read whole. `small`:
+        the caller knows it is not (a list of ids), so its size is not checked."""
         ...
 
     def can_scan(self, scope: MemoryQuerySet) -> bool:
@@ -81,7 +85,9 @@ class VectorSearchBackend(Protocol):
 class PortableBackend:
     """Exact cosine ranking in numpy over the scope's vectors; works on any database."""
 
-    def search(self, scope: MemoryQuerySet, vector: np.ndarray, k: int) -> list[Hit]:
+    def search(
+        self, scope: MemoryQuerySet, vector: np.ndarray, k: int, *, large: bool | None = None
+    ) -> list[Hit]:
         ids, matrix = self._vectors(scope, len(vector))
         if not ids:
             return []
@@ -96,7 +102,9 @@ class PortableBackend:
         found, matrix = self._vectors(scope.filter(pk__in=list(ids)), len(vector))
         return {as_uuid(pk): float(sim) for pk, sim in zip(found, matrix @ vector, strict=True)}
 
-    def scan(self, scope: MemoryQuerySet, vector: np.ndarray, model_id: str) -> list[Scanned]:
+    def scan(
+        self, scope: MemoryQuerySet, vector: np.ndarray, model_id: str, *, small: bool = False
+    ) -> list[Scanned]:
         rows = _epochs(scope).raw_rows(*_SCAN_COLUMNS, "embedding_model", "embedding")
         size = len(vector) * 4
         usable = [i for i, row in enumerate(rows) if row[6] == model_id and len(row[7]) == size]
@@ -125,9 +133,13 @@ class PgvectorBackend:
     """Scope first, then rank: exact distance sort for small scopes (a user's memories,
     found through the user_id index), HNSW with iterative scan for large ones."""
 
-    def search(self, scope: MemoryQuerySet, vector: np.ndarray, k: int) -> list[Hit]:
+    def search(
+        self, scope: MemoryQuerySet, vector: np.ndarray, k: int, *, large: bool | None = None
+    ) -> list[Hit]:
         qvec = to_pgvector_text(vector)
-        if len(vector) == HNSW_DIM and self._scope_is_large(scope):
+        if large is None and len(vector) == HNSW_DIM:
+            large = self._scope_is_large(scope)
+        if len(vector) == HNSW_DIM and large:
             # relaxed_order keeps walking the graph until k rows pass the scope's filters;
             # its output may be slightly out of order, hence the sort below.
             distance = RawSQL(f"embedding::vector({HNSW_DIM}) <=> %s::vector({HNSW_DIM})", (qvec,))
@@ -156,9 +168,9 @@ class PgvectorBackend:
         return {pk: float(sim) for pk, sim in rows}
 
     def scan(
-        self, scope: MemoryQuerySet, vector: np.ndarray, model_id: str
+        self, scope: MemoryQuerySet, vector: np.ndarray, model_id: str, *, small: bool = False
     ) -> list[Scanned] | None:
-        if self._scope_is_large(scope):
+        if not small and self._scope_is_large(scope):
             return None
         current = Q(embedding_model=model_id, embedding_dim=len(vector))
         distance = RawSQL("1 - (embedding <=> %s::vector)", (to_pgvector_text(vector),))

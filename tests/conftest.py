@@ -89,11 +89,12 @@ def _fresh_providers():
     from django.core.cache import cache
 
     from access.selectors import forget_stored_keys
-    from memories import search_cache
+    from memories import lexical, search_cache
     from memories.embeddings import get_provider
     from memories.vector_search import get_backend
 
     search_cache.clear()
+    lexical.clear_stats()
     get_provider.cache_clear()
     get_backend.cache_clear()
     forget_stored_keys()
