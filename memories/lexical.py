@@ -17,7 +17,14 @@ from django.db import connections
 from django.db.models import Case, Count, F, FloatField, Sum, Value, When
 
 from core.scope import ALL_USERS
-from memories.models import Memory, MemoryQuerySet, MemoryTerm, RawRowsQuerySet, as_uuid
+from memories.models import (
+    Memory,
+    MemoryQuerySet,
+    MemoryTerm,
+    RawRowsQuerySet,
+    as_uuid,
+    insert_rows,
+)
 from memories.text import query_terms
 
 # Okapi BM25's usual constants (also the defaults of Lucene and of the bm25s library).
@@ -25,35 +32,21 @@ K1 = 1.5
 B = 0.75
 
 
-_POSTING_COLUMNS = ("memory_id", "user_id", "term", "frequency", "length")
-# Rows per INSERT: 5 parameters each, well under SQLite's limit of 32,766 per statement.
-_POSTINGS_PER_STATEMENT = 2000
-
-
 def index_terms(rows: list[tuple[Memory, Counter[str]]]) -> None:
-    """Stores the terms of memories just saved (inside the caller's transaction).
-
-    Plain multi-row INSERTs rather than bulk_create(): the rows need no model instances, and
-    building and compiling those was most of an add's time spent on its postings, inside
-    the write transaction (on SQLite, the lock every other writer waits for)."""
+    """Stores the terms of memories just saved (inside the caller's transaction), as plain
+    multi-row INSERTs (models.insert_rows): no model instances on the add's hot path."""
     connection = connections[MemoryTerm.objects.db]
     memory_id = Memory._meta.pk
-    values = [
-        (memory_id.get_db_prep_value(memory.pk, connection), memory.user_id, term, n, length)
-        for memory, counts in rows
-        for length in (sum(counts.values()),)
-        for term, n in counts.items()
-    ]
-    table = connection.ops.quote_name(MemoryTerm._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(column) for column in _POSTING_COLUMNS)
-    row = "(" + ", ".join(["%s"] * len(_POSTING_COLUMNS)) + ")"
-    with connection.cursor() as cursor:
-        for start in range(0, len(values), _POSTINGS_PER_STATEMENT):
-            chunk = values[start : start + _POSTINGS_PER_STATEMENT]
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))}",
-                [value for posting in chunk for value in posting],
-            )
+    insert_rows(
+        MemoryTerm,
+        ("memory_id", "user_id", "term", "frequency", "length"),
+        [
+            (memory_id.get_db_prep_value(memory.pk, connection), memory.user_id, term, n, length)
+            for memory, counts in rows
+            for length in (sum(counts.values()),)
+            for term, n in counts.items()
+        ],
+    )
 
 
 def reindex_terms(memory: Memory, counts: Counter[str]) -> None:

@@ -22,7 +22,7 @@ from core.write_queue import queued_write
 from memories import revisions
 from memories.embeddings import embed_one, get_provider
 from memories.lexical import index_terms, reindex_terms
-from memories.models import Memory, Tag
+from memories.models import Memory, Tag, insert_rows
 from memories.sectors import SECTORS, classify
 from memories.selectors import memory_get
 from memories.signals import (
@@ -220,10 +220,6 @@ def _same_scope_and_content(items: list[MemoryInput], hashes: list[str]) -> Q:
     return condition
 
 
-# Tag links per INSERT: 2 parameters each, well under SQLite's 32,766 per statement.
-_LINKS_PER_STATEMENT = 5000
-
-
 def _default_salience() -> float:
     return min(1.0, max(0.0, settings.OM_DEFAULT_SALIENCE))
 
@@ -259,15 +255,7 @@ def _attach_tags(rows: list[tuple[Memory, list[str]]]) -> None:
         for memory, names in rows
         for name in names
     ]
-    table = connection.ops.quote_name(Memory.tags.through._meta.db_table)
-    with connection.cursor() as cursor:
-        for start in range(0, len(links), _LINKS_PER_STATEMENT):
-            chunk = links[start : start + _LINKS_PER_STATEMENT]
-            rows_sql = ", ".join(["(%s, %s)"] * len(chunk))
-            cursor.execute(
-                f"INSERT INTO {table} (memory_id, tag_id) VALUES {rows_sql}",
-                [value for link in chunk for value in link],
-            )
+    insert_rows(Memory.tags.through, ("memory_id", "tag_id"), links)
     for memory, names in rows:
         # Lets the response show the tags without another query.
         memory._prefetched_objects_cache = {"tags": [tags[name] for name in sorted(names)]}
