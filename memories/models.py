@@ -74,8 +74,11 @@ class RawRowsQuerySet(models.QuerySet):
             return self if exclude else self.none()
         meta = self.model._meta
         column = meta.pk.column if field == "pk" else meta.get_field(field).column
+        quote = connections[self.db].ops.quote_name
         condition = RawSQL(
-            f'"{meta.db_table}"."{column}" = ANY(%s)', (list(ids),), output_field=BooleanField()
+            f"{quote(meta.db_table)}.{quote(column)} = ANY(%s)",
+            (list(ids),),
+            output_field=BooleanField(),
         )
         return self.exclude(condition) if exclude else self.filter(condition)
 
