@@ -46,15 +46,19 @@ def scrape(deployment: Deployment) -> Samples:
 def test_counts_from_every_worker_add_up(deploy, tmp_path):
     metrics_dir = tmp_path / "prometheus"
     deployment = deploy(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
-    requests = 120
+    requests = 0
 
-    # Concurrent clients, so that several workers take requests.
+    def writers() -> set[str]:
+        return {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("counter_*.db")}
+
+    # Concurrent clients, in rounds until a second worker has taken some: requests are fast
+    # enough now that one worker's 4 threads may take a whole round of them.
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: call(deployment, "/memory/all")[0], range(requests)))
-    assert statuses == [200] * requests
-
-    writers = {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("counter_*.db")}
-    assert len(writers) >= 2, f"only worker(s) {writers} answered"
+        while len(writers()) < 2 and requests < 2000:
+            statuses = list(pool.map(lambda _: call(deployment, "/memory/all")[0], range(120)))
+            assert statuses == [200] * 120
+            requests += 120
+    assert len(writers()) >= 2, f"only worker(s) {writers()} answered {requests} requests"
     # Whichever worker answers the scrape reports every worker's requests.
     labels = {"method": "GET", "route": "/memory/all", "status": "200"}
     seen = [value(scrape(deployment), "om_http_requests_total", **labels) for _ in range(6)]
