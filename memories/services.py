@@ -83,8 +83,9 @@ def memory_create_batch(*, items: list[MemoryInput]) -> list[CreateResult]:
             return _store_batch(items, hashes, vectors, analysed, existing)
     except IntegrityError:
         # A concurrent add stored one of these contents after our duplicate check; the unique
-        # constraint refused ours, so run again, checking inside the transaction this time,
-        # and find theirs.
+        # constraint refused ours (on PostgreSQL once theirs committed). Run again, this time
+        # locking the users' revision rows before checking (see _store_batch), which makes
+        # the check final: a third add of the same content can no longer slip in between.
         with queued_write():
             return _store_batch(items, hashes, vectors, analysed, None)
 
@@ -129,11 +130,14 @@ def _store_batch(
     analysed: list[tuple],
     existing: dict[tuple[str | None, str], Memory] | None,
 ) -> list[CreateResult]:
-    """`existing`: the duplicates found before the transaction opened (None: look now). A
-    duplicate stored since then makes the insert fail on the unique constraint."""
+    """`existing`: the duplicates found before the transaction opened, or None to look now,
+    after locking the users' revision rows. A duplicate stored since the look outside makes
+    the insert fail on the unique constraint; the look inside cannot miss one, because every
+    add locks its users' revision rows before inserting and holds them until it commits."""
     now = clock.now()
     model_id = get_provider().model_id
     if existing is None:
+        revisions.touch(item.user_id for item in items)
         existing = _stored_duplicates(items, hashes)
     results: list[CreateResult | None] = [None] * len(items)
     pending: dict[tuple[str | None, str], Memory] = {}

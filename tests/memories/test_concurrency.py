@@ -77,3 +77,54 @@ def test_concurrent_adds_store_each_memory_exactly_once(deploy):
         )
 
     assert wait_for(all_summarised, timeout=60)
+
+
+# Each client sends batches for one user drawn from the same few hundred contents: at every
+# moment several requests carry some of the same contents and some of their own, so adds
+# keep losing races to store a content, also right after retrying one.
+BATCH_CLIENTS, BATCHES, BATCH_ITEMS, POOL = 4, 12, 60, 300
+BATCH_CLIENT = """
+import json, random, sys, urllib.request
+base, key, client, batches, size, pool = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
+rng = random.Random(client)
+ids = {}
+for b in range(batches):
+    contents = [f"Imported fact {n} about the giant" for n in rng.sample(range(pool), size)]
+    body = {"items": [{"content": c, "user_id": "giant", "tags": ["import"]} for c in contents]}
+    request = urllib.request.Request(
+        base + "/memory/add/batch", json.dumps(body).encode(), method="POST",
+        headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        assert response.status == 201, response.status
+        for content, item in zip(contents, json.load(response)["items"], strict=True):
+            ids.setdefault(content, item["id"])
+            assert ids[content] == item["id"], content
+print(json.dumps(ids))
+"""
+
+
+def test_concurrent_overlapping_batches_for_one_user_all_succeed(deploy):
+    deployment = deploy()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", BATCH_CLIENT, deployment.base_url, API_KEY]
+            + [str(v) for v in (client, BATCHES, BATCH_ITEMS, POOL)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for client in range(BATCH_CLIENTS)
+    ]
+    results = []
+    for process in processes:
+        out, _ = process.communicate(timeout=600)
+        assert process.returncode == 0  # every batch answered 201
+        results.append(json.loads(out))
+
+    # Every content sent is stored once, and every client was given that one memory.
+    sent: dict[str, str] = {}
+    for result in results:
+        for content, memory_id in result.items():
+            assert sent.setdefault(content, memory_id) == memory_id
+    stored = dict(Memory.objects.for_user("giant").values_list("content", "pk"))
+    assert {content: str(pk) for content, pk in stored.items()} == sent
