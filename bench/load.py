@@ -6,7 +6,12 @@ Phases, all over persistent HTTP connections (one http.client connection per thr
    --concurrency threads;
 2. single adds: --single-adds POST /memory/add, one at a time, timed one by one;
 3. queries: --queries POST /memory/query {query, k: 10, filters: {user_id}} for random users,
-   timed one by one, each checked for isolation (every match is one of that user's memories).
+   timed one by one, each checked for isolation (every match is one of that user's memories);
+4. with --writers: concurrent single adds from that many clients.
+
+Before each timed phase it waits (untimed, reported) until the server has no summary
+regeneration queued (GET /health summaries_queued): a bulk load queues one for every user,
+and without a broker they run inside the server processes. --no-settle starts at once.
 
 Texts are generated deterministically (--seed) from word lists: varied sentences about users
 (preferences, activities, facts, feelings, how-tos), all distinct. Each query is a natural
@@ -557,6 +562,23 @@ class Stats:
             self.failure_samples.append(f"[{at}, +{time.time() - self.started:.1f}s] {message}")
 
 
+def wait_for_background(base_url: str, api_key: str, timeout: float = 600.0) -> float:
+    """Waits until the server reports no queued summary regeneration (GET /health's
+    summaries_queued), as a deployment is between bursts: the timed phases then measure
+    requests, not requests racing an import's backlog. Returns the seconds waited."""
+    client = Client(base_url, api_key, 10.0)
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < timeout:
+            status, data = client.request("GET", "/health")
+            if status == 200 and not json.loads(data).get("summaries_queued"):
+                break
+            time.sleep(0.2)
+    finally:
+        client.close()
+    return time.perf_counter() - started
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -813,6 +835,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="shell command run between the bulk load and the timed phases, e.g. an ANALYZE "
         "(bench/run.sh uses it); its time is reported separately and it must succeed",
     )
+    parser.add_argument(
+        "--no-settle",
+        dest="settle",
+        action="store_false",
+        help="start each timed phase at once, not after the summary regenerations the phase "
+        "before queued are done (GET /health summaries_queued)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line")
     return parser.parse_args(argv)
 
@@ -871,6 +900,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"--after-bulk exited with {hook.returncode}: {shlex.quote(args.after_bulk)}"
             )
 
+    settled: dict[str, float] = {}
+
+    def settle(phase: str) -> None:
+        if args.settle:
+            settled[phase] = round(wait_for_background(args.base_url, args.api_key), 1)
+            log(f"  background work done {settled[phase]}s later (not timed)")
+
+    settle("after_bulk")
     log(f"single adds: {args.single_adds}, one at a time")
     single_start = time.perf_counter()
     add_latencies = single_adds(args, single_items, stats)
@@ -888,6 +925,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.queries if candidates else 0):
         target = rng.choice(by_user[rng.choice(candidates)])
         plan.append((target, gen.question(target)))
+    settle("after_single_adds")
     log(f"queries: {len(plan)}, k={args.k}, one at a time, each for one random user")
     query_start = time.perf_counter()
     q = run_queries(args, plan, ids_by_user, stats)
@@ -900,6 +938,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.writers:
         # Made after the query plan, so that the phases before are the same with or without.
         writer_items = [gen.memory(rng.choice(users)) for _ in range(args.writer_adds)]
+        settle("after_queries")
         log(f"concurrent adds: {len(writer_items)} from {args.writers} clients at once")
         writer_latencies, writer_seconds = concurrent_adds(args, writer_items, stats)
 
@@ -921,6 +960,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "after_bulk": args.after_bulk or None,
         "after_bulk_seconds": hook_seconds,
+        "background_seconds": settled,
         "single_add_ms": {
             "count": len(add_latencies),
             **percentiles(add_latencies),
@@ -953,6 +993,9 @@ def main(argv: list[str] | None = None) -> int:
         a, qm = results["single_add_ms"], results["query_ms"]
         if args.after_bulk:
             print(f"after bulk          {args.after_bulk!r} took {hook_seconds}s (not timed)")
+        if settled:
+            waits = ", ".join(f"{phase} {seconds}s" for phase, seconds in settled.items())
+            print(f"background settled  {waits} (not timed)")
         print(f"database            {results['database']} ({results['embeddings']})")
         print(
             f"bulk add            {bulk_ok} memories / {args.users} users in "

@@ -10,7 +10,8 @@ It drops and re-creates --database-url, migrates it (manage.py migrate), starts 
 
 1. bulk load: --giant memories for one user, the rest spread evenly over the other users,
    through POST /memory/add/batch (the product's import path), --load-clients threads;
-   then VACUUM ANALYZE, as autovacuum would;
+   then VACUUM ANALYZE, as autovacuum would, and a wait until the summary regenerations the
+   load queued are done (GET /health summaries_queued);
 2. user-filtered queries: POST /memory/query {k: 10, filters: {user_id}} for random users,
    one client, each match checked to be that user's (isolation);
 3. unfiltered admin queries (no user filter: the HNSW index over every memory), one client;
@@ -43,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from load import Client, TextGenerator, log, percentiles  # noqa: E402
+from load import Client, TextGenerator, log, percentiles, wait_for_background  # noqa: E402
 from throwaway import recreate_postgres  # noqa: E402
 
 API_KEY = "bench-key"
@@ -441,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
             out["bulk_memories_per_s"] = round(bulk_load(args, population, result), 1)
             with connection.cursor() as cursor:
                 cursor.execute("VACUUM ANALYZE")
+        # Untimed: the summary regenerations the load queued (one per user) finish first.
+        out["background_seconds"] = round(wait_for_background(args.base_url, API_KEY), 1)
         out["worker_rss_mb_after_load"] = worker_rss(server.pid)
         others = users[1:]
         log(f"{args.queries} user-filtered queries")

@@ -22,6 +22,7 @@ from access.auth import ApiKeyAuthentication, presented_key
 from memories.embeddings import get_provider
 from memories.selectors import memories_awaiting_embedding
 from observability.collectors import add_to
+from users.selectors import summaries_queued
 
 VERSION = "0.1.0"
 
@@ -44,6 +45,10 @@ class HealthView(APIView):
                         "(re-embedding runs in the background; they are found by their "
                         "words meanwhile)"
                     ),
+                    "summaries_queued": serializers.IntegerField(
+                        help_text="user summaries whose regeneration is queued and not yet "
+                        "done (the background backlog, for instance after an import)"
+                    ),
                 },
             )
         }
@@ -58,6 +63,7 @@ class HealthView(APIView):
                 "database": connection.vendor,
                 "embeddings": get_provider().model_id,
                 "embeddings_pending": memories_awaiting_embedding(),
+                "summaries_queued": summaries_queued(),
             }
         )
 

@@ -15,3 +15,8 @@ def user_summary_stored(*, user_id: str) -> UserSummary | None:
     return UserSummary.objects.filter(
         user_id=user_id, reflection_count__gt=0, invalidated=False
     ).first()
+
+
+def summaries_queued() -> int:
+    """Summaries whose regeneration is queued and not finished: the background backlog."""
+    return UserSummary.objects.filter(queued_at__isnull=False).count()

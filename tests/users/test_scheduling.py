@@ -45,6 +45,20 @@ def test_sweep_skips_summaries_already_queued(add, django_capture_on_commit_call
     assert callbacks == []
 
 
+def test_health_counts_the_regenerations_queued_and_not_done(
+    add, api, django_capture_on_commit_callbacks
+):
+    add("Likes tea", user_id="u1")  # on_commit not run: u1's first regeneration is queued
+    with django_capture_on_commit_callbacks() as queued:
+        add("Owns a bike", user_id="u2")
+    assert api.get("/health").json()["summaries_queued"] == 2
+
+    for callback in queued:  # the commit: u2's regeneration runs (no broker, no scheduler)
+        callback()
+
+    assert api.get("/health").json()["summaries_queued"] == 1
+
+
 def test_regenerate_all_enqueues_every_user(add, api, django_capture_on_commit_callbacks):
     for user in ("a", "b", "c"):
         add(f"Fact about {user}", user_id=user)
