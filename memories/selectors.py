@@ -109,7 +109,7 @@ def memory_query(
 
 
 def _for_listing(ids: list[uuid.UUID]) -> dict[uuid.UUID, Memory]:
-    return Memory.objects.filter(pk__in=ids).for_listing().in_bulk()
+    return Memory.objects.with_ids(ids).listed_by_id()
 
 
 def user_has_memories(*, user_id: str) -> bool:
