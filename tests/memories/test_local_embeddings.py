@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -42,11 +43,15 @@ def test_local_model_understands_paraphrases(local):
     assert float(question @ home) > float(question @ hobby) + 0.1
 
 
-def test_the_quantized_model_is_built_once_and_stays_close_to_the_export(local_extra, tmp_path):
+def test_the_quantized_model_is_built_once_and_stays_close_to_the_export(
+    local_extra, tmp_path, caplog
+):
     texts = ["I live in Lisbon now", "My sister adopted a puppy named Max last weekend"]
     export = LocalEmbeddings(1, fast=False)
 
-    fast = LocalEmbeddings(1, cache_dir=tmp_path)
+    with caplog.at_level(logging.INFO):
+        fast = LocalEmbeddings(1, cache_dir=tmp_path)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     (built,) = tmp_path.glob("*.onnx")
     first_build = built.stat().st_mtime_ns
     again = LocalEmbeddings(1, cache_dir=tmp_path)
