@@ -32,23 +32,30 @@ print(json.dumps(ids))
 """
 
 
-def test_concurrent_adds_store_each_memory_exactly_once(deploy):
-    deployment = deploy()
+def run_clients(deployment, script: str, clients: int, *args: int) -> list[dict]:
+    """Runs `clients` processes of `script` at once against the deployment (argv: base url,
+    key, client number, *args); returns what each printed, as JSON, once all exited 0."""
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", CLIENT, deployment.base_url, API_KEY]
-            + [str(v) for v in (client, ADDS, USERS, SHARED)],
+            [sys.executable, "-c", script, deployment.base_url, API_KEY]
+            + [str(v) for v in (client, *args)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
         )
-        for client in range(CLIENTS)
+        for client in range(clients)
     ]
     results = []
     for process in processes:
         out, _ = process.communicate(timeout=600)
         assert process.returncode == 0
         results.append(json.loads(out))
+    return results
+
+
+def test_concurrent_adds_store_each_memory_exactly_once(deploy):
+    deployment = deploy()
+    results = run_clients(deployment, CLIENT, CLIENTS, ADDS, USERS, SHARED)
 
     expected = SHARED + CLIENTS * (ADDS - SHARED)
     assert Memory.objects.count() == expected
@@ -104,22 +111,8 @@ print(json.dumps(ids))
 
 
 def test_concurrent_overlapping_batches_for_one_user_all_succeed(deploy):
-    deployment = deploy()
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", BATCH_CLIENT, deployment.base_url, API_KEY]
-            + [str(v) for v in (client, BATCHES, BATCH_ITEMS, POOL)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for client in range(BATCH_CLIENTS)
-    ]
-    results = []
-    for process in processes:
-        out, _ = process.communicate(timeout=600)
-        assert process.returncode == 0  # every batch answered 201
-        results.append(json.loads(out))
+    # Each client exits non-zero unless every batch was answered 201.
+    results = run_clients(deploy(), BATCH_CLIENT, BATCH_CLIENTS, BATCHES, BATCH_ITEMS, POOL)
 
     # Every content sent is stored once, and every client was given that one memory.
     sent: dict[str, str] = {}
