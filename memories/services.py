@@ -22,7 +22,7 @@ from core.write_queue import queued_write
 from memories import revisions
 from memories.embeddings import embed_one, get_provider
 from memories.lexical import index_terms, reindex_terms
-from memories.models import Memory, Tag, insert_rows
+from memories.models import Memory, Tag, as_uuid, insert_rows
 from memories.sectors import SECTORS, classify
 from memories.selectors import memory_get
 from memories.signals import (
@@ -115,11 +115,29 @@ def _clean_content(content: str) -> str:
 def _stored_duplicates(
     items: list[MemoryInput], hashes: list[str]
 ) -> dict[tuple[str | None, str], Memory]:
-    """The stored memories that these items duplicate, by (user, content hash)."""
-    return {
-        (m.user_id, m.content_hash): m
-        for m in Memory.objects.filter(_same_scope_and_content(items, hashes)).defer("embedding")
-    }
+    """The stored memories that these items duplicate, by (user, content hash).
+
+    A hand-written probe first, one (user, hashes) term per user so that each is served by
+    the per-user unique index: nearly every add finds nothing, and the ORM's compilation of
+    the same query (with its deferred vector and default ordering) cost more than running
+    it. Only duplicates found are then read as instances."""
+    by_user: dict[str | None, set[str]] = defaultdict(set)
+    for item, digest in zip(items, hashes, strict=True):
+        by_user[item.user_id].add(digest)
+    terms_sql, params = [], []
+    for user_id, digests in by_user.items():
+        owner = "user_id IS NULL" if user_id is None else "user_id = %s"
+        placeholders = ", ".join(["%s"] * len(digests))
+        terms_sql.append(f"({owner} AND content_hash IN ({placeholders}))")
+        params += ([] if user_id is None else [user_id]) + sorted(digests)
+    table = connection.ops.quote_name(Memory._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {table} WHERE {' OR '.join(terms_sql)}", params)
+        found = [row[0] for row in cursor.fetchall()]
+    if not found:
+        return {}
+    duplicates = Memory.objects.filter(pk__in=[as_uuid(pk) for pk in found]).defer("embedding")
+    return {(m.user_id, m.content_hash): m for m in duplicates}
 
 
 @transaction.atomic
@@ -209,19 +227,6 @@ def _place(memories: list[Memory], also: list[str | None] = ()) -> None:
     for memory in memories:
         memory.position = next_position[memory.user_id]
         next_position[memory.user_id] += 1
-
-
-def _same_scope_and_content(items: list[MemoryInput], hashes: list[str]) -> Q:
-    """Matches stored memories that duplicate an item: one (user, hashes) term per user, so
-    each term is served by the per-user unique index rather than a scan."""
-    by_user: dict[str | None, set[str]] = defaultdict(set)
-    for item, digest in zip(items, hashes, strict=True):
-        by_user[item.user_id].add(digest)
-    condition = Q()
-    for user_id, digests in by_user.items():
-        scope = Q(user_id__isnull=True) if user_id is None else Q(user_id=user_id)
-        condition |= scope & Q(content_hash__in=digests)
-    return condition
 
 
 def _default_salience() -> float:

@@ -32,10 +32,12 @@ def test_an_add_is_five_statements(history, add):
     assert len(statements(captured)) == 5, statements(captured)
 
 
-def test_a_duplicate_add_is_three_statements(history, add):
+def test_a_duplicate_add_is_four_statements(history, add):
+    """The duplicate check finds it (ids only, as for every add), its row is read, and the
+    user's revision and its last_seen_at are changed."""
     with CaptureQueriesContext(connection) as captured:
         add("Day 3: went climbing with Sam at the quarry, then pizza", user_id="sam")
-    assert len(statements(captured)) == 3, statements(captured)
+    assert len(statements(captured)) == 4, statements(captured)
 
 
 def test_a_query_is_four_statements_then_two(history, query):
