@@ -114,28 +114,6 @@ class MemoryQuerySet(RawRowsQuerySet):
         """Everything a response needs, without the embedding, in two queries."""
         return self.defer("embedding").prefetch_related("tags").order_by("-created_at", "-id")
 
-    def listed_by_id(self) -> dict[uuid.UUID, Memory]:
-        """These memories with what a response shows (all but the vector, and their tags),
-        by id: two reads built into instances directly. For a query's few answers, the
-        for_listing() path (deferred fields, prefetch_related) cost more than its queries."""
-        fields = _LISTED_FIELDS
-        memories: dict[uuid.UUID, Memory] = {}
-        for values in self.order_by().values_list(*fields):
-            memory = Memory.from_db(self.db, fields, values)
-            memory._prefetched_objects_cache = {"tags": []}
-            memories[memory.pk] = memory
-        if memories:
-            links = (
-                Memory.tags.through.objects.using(self.db)
-                .filter(memory_id__in=list(memories))
-                .order_by("tag__name")
-                .values_list("memory_id", "tag_id", "tag__name")
-            )
-            for memory_id, tag_id, name in links:
-                tag = Tag.from_db(self.db, ["id", "name"], (tag_id, name))
-                memories[memory_id]._prefetched_objects_cache["tags"].append(tag)
-        return memories
-
 
 def as_uuid(value: object) -> uuid.UUID:
     """A memory id from raw_rows() (or anywhere else) as a UUID."""
@@ -210,12 +188,6 @@ class Memory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id or '(shared)'}: {self.content[:60]}"
-
-
-# What MemoryQuerySet.listed_by_id() reads: every column but the vector.
-_LISTED_FIELDS = [
-    field.attname for field in Memory._meta.concrete_fields if field.attname != "embedding"
-]
 
 
 class MemoryTerm(models.Model):
