@@ -503,7 +503,18 @@ def memories_decay(
             return changed
         last_pk = page[-1]
         with transaction.atomic():
-            updated = Memory.objects.filter(due, pk__in=page).update(
+            # Rows a request holds (an add refreshing a duplicate's last_seen_at, a boost)
+            # are skipped, not waited for: one UPDATE of 2,000 rows locks them in no
+            # particular order, and waiting crossed with a request that already held one of
+            # them and waited for another (a deadlock, seen in the 1M load). A skipped row
+            # keeps its decayed_at, so the next pass decays it by the whole time since.
+            free = (
+                Memory.objects.filter(due, pk__in=page)
+                .order_by("pk")
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)
+            )
+            updated = Memory.objects.filter(due, pk__in=list(free)).update(
                 salience=_salience_at(now), decayed_at=now
             )
             if updated:

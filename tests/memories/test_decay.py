@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from core import clock
 from memories.models import Memory
@@ -110,3 +111,34 @@ def test_a_retrieval_boost_during_the_decay_pass_is_kept(
         memories_decay(now=tomorrow)
 
     assert salience(memory) == pytest.approx(0.5 * math.exp(-0.005) + 0.2, rel=1e-4)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_decay_pass_skips_rows_a_request_holds_and_decays_them_next_time(add):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has one writer at a time, so no row locks")
+    held, free = add("Paris is the capital of France")["id"], add("Rome is in Italy")["id"]
+    tomorrow = clock.now() + timedelta(days=1)
+    locked, release = threading.Event(), threading.Event()
+
+    def request_holding_the_row() -> None:
+        try:
+            with transaction.atomic():
+                Memory.objects.select_for_update().get(pk=held)
+                locked.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=request_holding_the_row)
+    holder.start()
+    assert locked.wait(10)
+    try:
+        assert memories_decay(now=tomorrow) == 1  # did not wait for the held row
+    finally:
+        release.set()
+        holder.join()
+
+    assert salience(held) == 0.5 and salience(free) < 0.5
+    assert memories_decay(now=tomorrow) == 1
+    assert salience(held) == pytest.approx(0.5 * math.exp(-0.005), rel=1e-4)
