@@ -24,7 +24,8 @@ It drops and re-creates --database-url, migrates it (manage.py migrate), starts 
 then each gunicorn worker's resident memory and the database's size per memory.
 
 --reuse skips the drop and the load and measures a database a --keep run left (the load is
-the long part). Exit status 1 on any failed request or isolation violation.
+the long part), asking questions of the same kind (written from new texts of the generator).
+Exit status 1 on any failed request or isolation violation.
 """
 
 from __future__ import annotations
@@ -428,13 +429,14 @@ def main(argv: list[str] | None = None) -> int:
             from memories.models import Memory
 
             index = {u: i for i, u in enumerate(users)}
-            for mid, user, content in Memory.objects.values_list(
-                "id", "user_id", "content"
-            ).iterator(10_000):
+            for mid, user in Memory.objects.values_list("id", "user_id").iterator(10_000):
                 population.owner[str(mid)] = index.get(user, -1)
-                samples = population.samples.setdefault(user, [])
-                if len(samples) < 3:
-                    samples.append(content)
+            # Questions of the kind a loading run keeps (written from the user's memories),
+            # from new texts of the same generator: asking stored texts instead gave other
+            # latencies and recall (their words are the memories' own), not comparable runs.
+            for user in users:
+                gen = TextGenerator(random.Random(f"{args.seed}:reuse:{user}"))
+                population.samples[user] = [TextGenerator.question(gen.memory(user)) for _ in "abc"]
         else:
             log(
                 f"bulk load: {args.memories:,} memories, {args.users:,} users, giant {args.giant:,}"
