@@ -44,6 +44,15 @@ class UserSummary(models.Model):
     class Meta:
         ordering = ["user_id"]
         verbose_name_plural = "user summaries"
+        indexes = [
+            # GET /health counts the queued regenerations on every call (load balancers
+            # poll it): partial, so the count reads only those rows, not one row per user.
+            models.Index(
+                fields=["queued_at"],
+                condition=models.Q(queued_at__isnull=False),
+                name="summary_queued",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.user_id
