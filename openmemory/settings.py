@@ -103,6 +103,11 @@ DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
 }
 _engine = DATABASES["default"]["ENGINE"]
+# On SQLite, serving processes checkpoint the WAL in a thread of their own this often
+# (core/wal.py); commits checkpoint only past a backstop (10,000 pages, about 40 MB of WAL),
+# should no server run or its thread fall behind. 0 turns the thread off and leaves SQLite's
+# own threshold of 1,000 pages.
+OM_SQLITE_CHECKPOINT_SECONDS = env_float("OM_SQLITE_CHECKPOINT_SECONDS", 0.5, minimum=0)
 if _engine.endswith("sqlite3"):
     # SQLite will not create missing directories; the embedded default must just work.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -112,12 +117,14 @@ if _engine.endswith("sqlite3"):
     # A file (not :memory:) so that tests can share the test database with a real Celery
     # worker or gunicorn started as a subprocess.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    _wal_backstop_pages = 10_000 if OM_SQLITE_CHECKPOINT_SECONDS > 0 else 1_000
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         # WAL lets readers proceed during a write; the busy timeout makes concurrent writers
         # (several gunicorn workers) wait for the lock instead of failing at once.
         {
             "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+            f"PRAGMA wal_autocheckpoint={_wal_backstop_pages};",
             # A deferred transaction that reads and then writes fails at once with "database
             # is locked" when another writer committed in between; IMMEDIATE takes the write
             # lock up front, so concurrent writers queue on the busy timeout instead.

@@ -37,6 +37,11 @@ from memories.tasks import reembed_memories  # noqa: E402
 if scheduler.start():
     scheduler.run_soon(reembed_memories.name)
 
+# On SQLite, this process checkpoints the WAL in a thread, so that commits need not.
+from core import wal  # noqa: E402
+
+wal.start()
+
 # What the process loaded up to here (Django, DRF, numpy, the apps: about 100k objects) lives
 # as long as it does. Frozen, the cyclic collector's full passes skip it; otherwise each one
 # walks it all (measured: 140-340 ms on a busy 2-core machine) inside whichever request
