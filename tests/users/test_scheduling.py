@@ -7,7 +7,9 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from django_celery_beat.models import PeriodicTask
 
 from memories.models import Memory
@@ -57,6 +59,26 @@ def test_health_counts_the_regenerations_queued_and_not_done(
         callback()
 
     assert api.get("/health").json()["summaries_queued"] == 1
+
+
+def test_health_counts_the_queue_from_its_index_not_every_summary(add, api):
+    # Load balancers poll /health: at ten thousand users a scan of every summary per poll
+    # would be the server's most frequent query.
+    add("Likes tea", user_id="u1")
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get("/health").json()["summaries_queued"] == 1
+    (count,) = [q["sql"] for q in queries if "users_usersummary" in q["sql"]]
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")  # tiny tables: ask for the index
+            cursor.execute("EXPLAIN " + count)
+            plan = " ".join(row[0] for row in cursor.fetchall())
+            assert "summary_queued" in plan and "Seq Scan" not in plan, plan
+        else:
+            cursor.execute("EXPLAIN QUERY PLAN " + count)
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+            assert "summary_queued" in plan and "SCAN users_usersummary" not in plan, plan
 
 
 def test_regenerate_all_enqueues_every_user(add, api, django_capture_on_commit_callbacks):
