@@ -9,6 +9,8 @@ import time
 
 from django.conf import settings
 
+from core.write_queue import queued_write
+
 logger = logging.getLogger("openmemory")
 
 _lock = threading.Lock()
@@ -19,8 +21,22 @@ _thread: threading.Thread | None = None
 # it before it returns, and, holding this machine's writer lock (core/write_queue.py)
 # meanwhile, makes every queued writer wait too. Measured in-process at 20k memories, 400
 # adds: p99 21-23 ms with those checkpoints, 7-12 ms without. So serving processes raise the
-# commit-time threshold to a backstop (settings: OM_SQLITE_WAL_BACKSTOP_PAGES) and checkpoint
-# here, every OM_SQLITE_CHECKPOINT_SECONDS, on a connection of their own.
+# commit-time threshold to a backstop (settings: OM_SQLITE_CHECKPOINT_SECONDS) and checkpoint
+# here, on a connection of their own.
+#
+# A PASSIVE checkpoint alone never lets the WAL shrink under steady writes: SQLite starts the
+# WAL over only when a checkpoint has copied every frame, and writers append while it copies
+# (seen: a 518 MB WAL beside a 103 MB database after one benchmark). So once the WAL passes
+# RESET_FRAMES a round also runs a TRUNCATE checkpoint, which copies the frames of the last
+# moments and empties the WAL file, behind this machine's writer lock: taken only if no
+# writer holds or awaits it, and waited for once the WAL passes FORCE_RESET_FRAMES. Waited
+# for, it held 20-90 ms on the 2-core benchmark machine, which the writers queued behind it
+# wait too: hence the quiet moment first.
+RESET_FRAMES = 4_000  # about 16 MB of WAL with 4 KiB pages
+FORCE_RESET_FRAMES = 16_000
+# How long a TRUNCATE checkpoint waits for readers still on the old WAL (a query takes a few
+# ms), holding the writer lock meanwhile; it gives up past that, and a later round retries.
+READER_WAIT_MS = 50
 
 
 def _database() -> str | None:
@@ -35,24 +51,22 @@ def _database() -> str | None:
 
 
 def checkpoint(path: str | None = None) -> tuple[int, int, int]:
-    """One PASSIVE checkpoint of the default SQLite database (or of `path`): copies what of
-    the WAL no reader still needs into the database file, without waiting for readers or
-    writers, so it never holds up a request. Returns SQLite's (busy, WAL frames, frames
-    checkpointed); once the checkpoint has caught up, the next writer starts the WAL over."""
+    """One checkpoint thread's round (run_round) on the default SQLite database, or on
+    `path`, from a connection of its own."""
     path = path or _database()
     if path is None:
         raise ValueError("the default database is not a SQLite file")
     # timeout=0: another process's checkpoint in progress means this one has nothing to do.
     conn = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
-        return _checkpoint(conn)
+        return run_round(conn)
     finally:
         conn.close()
 
 
-def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+def _checkpoint(conn: sqlite3.Connection, mode: str = "PASSIVE") -> tuple[int, int, int]:
     try:
-        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        busy, frames, done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
     except sqlite3.OperationalError:
         # Another process is checkpointing (the checkpoint lock is one per database).
         return (1, -1, -1)
@@ -84,10 +98,29 @@ def _loop(path: str, interval: float) -> None:
         try:
             if conn is None:
                 conn = sqlite3.connect(path, timeout=0, isolation_level=None)
-            _checkpoint(conn)
+            run_round(conn)
         except sqlite3.Error:
             # A database file replaced or removed under the server: reopen next round.
             logger.exception("SQLite checkpoint failed; retried in %s s", interval)
             if conn is not None:
                 conn.close()
             conn = None
+
+
+def run_round(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """A checkpoint thread's round: a PASSIVE checkpoint, which copies what of the WAL no
+    reader still needs into the database file without waiting for readers or writers; then,
+    once the WAL has grown past RESET_FRAMES, a TRUNCATE one behind the writer lock, which
+    copies the rest and empties the WAL file. Returns the last checkpoint's SQLite answer:
+    (busy, WAL frames, frames checkpointed)."""
+    result = _checkpoint(conn)
+    if result[1] < RESET_FRAMES:
+        return result
+    with queued_write(wait=result[1] >= FORCE_RESET_FRAMES) as turn:
+        if not turn:
+            return result
+        conn.execute(f"PRAGMA busy_timeout = {READER_WAIT_MS}")
+        try:
+            return _checkpoint(conn, "TRUNCATE")
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")

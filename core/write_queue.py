@@ -35,17 +35,28 @@ def _in_memory() -> bool:
 
 
 @contextlib.contextmanager
-def queued_write() -> Iterator[None]:
-    """Around a write transaction about to open. A no-op on PostgreSQL (row locks let
-    writers proceed side by side) and inside a transaction that is already open (it may hold
-    the write lock: waiting here for a writer who waits for it would deadlock)."""
+def queued_write(*, wait: bool = True) -> Iterator[bool]:
+    """Around a write transaction about to open; yields whether this thread holds the
+    machine's writer turn, which with `wait=False` it takes only if no writer holds or awaits
+    it right now. A no-op on PostgreSQL (row locks let writers proceed side by side) and
+    inside a transaction that is already open (it may hold the write lock: waiting here for a
+    writer who waits for it would deadlock)."""
     if connection.vendor != "sqlite" or connection.in_atomic_block or _in_memory():
-        yield
+        yield True
         return
-    with _threads:
+    if not _threads.acquire(blocking=wait):
+        yield False
+        return
+    try:
         fd = _lock_fd()
-        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        _threads.release()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
 from django.db import connection
 
 from core import wal
+from core.write_queue import queued_write
 from tests.live import Deployment, fresh_database, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -73,14 +75,63 @@ def test_without_the_thread_small_commits_stay_in_the_wal(tmp_path):
             deployment.stop()
 
 
-def test_checkpoint_copies_what_no_reader_needs(transactional_db, tmp_path):
+def write_pages(pages: int) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE wal_probe (n integer)")
-        cursor.executemany("INSERT INTO wal_probe VALUES (%s)", [(n,) for n in range(100)])
+        cursor.execute("CREATE TABLE wal_probe (page blob)")
+        cursor.executemany("INSERT INTO wal_probe VALUES (zeroblob(4000))", [()] * pages)
         cursor.execute("DROP TABLE wal_probe")
+
+
+def test_a_round_copies_the_wal_into_the_database_and_leaves_a_small_wal_in_place(
+    transactional_db, monkeypatch
+):
+    monkeypatch.setattr(wal, "RESET_FRAMES", 10**9)  # however much earlier tests wrote
+    write_pages(100)
 
     busy, frames, done = wal.checkpoint()
 
-    assert busy == 0
-    assert frames > 0
-    assert done == frames
+    assert (busy, done) == (0, frames)
+    assert frames >= 100
+    assert os.path.getsize(connection.settings_dict["NAME"] + "-wal") > 0
+
+
+def test_past_the_reset_threshold_a_round_empties_the_wal(transactional_db, monkeypatch):
+    # Under steady writes a PASSIVE checkpoint never catches up, and SQLite starts the WAL
+    # over only after one has: without this the WAL grew without end.
+    monkeypatch.setattr(wal, "RESET_FRAMES", 50)
+    write_pages(100)
+
+    assert wal.checkpoint() == (0, 0, 0)
+    assert os.path.getsize(connection.settings_dict["NAME"] + "-wal") == 0
+
+
+def test_a_writer_at_work_puts_the_reset_off_until_the_wal_is_too_large(
+    transactional_db, monkeypatch
+):
+    monkeypatch.setattr(wal, "RESET_FRAMES", 50)
+    monkeypatch.setattr(wal, "FORCE_RESET_FRAMES", 10**9)
+    write_pages(100)
+    holding, done_writing = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with queued_write():
+            holding.set()
+            done_writing.wait(10)
+
+    threading.Thread(target=writer).start()
+    assert holding.wait(10)
+    try:
+        busy, frames, done = wal.checkpoint()  # the writer holds the turn: copy, no reset
+        assert (busy, done) == (0, frames) and frames >= 100
+
+        monkeypatch.setattr(wal, "FORCE_RESET_FRAMES", 50)
+        forced: list[tuple[int, int, int]] = []
+        waiting = threading.Thread(target=lambda: forced.append(wal.checkpoint()))
+        waiting.start()
+        time.sleep(0.3)
+        assert forced == []  # in line behind the writer
+    finally:
+        done_writing.set()
+    waiting.join(10)
+    assert forced == [(0, 0, 0)]
+    assert os.path.getsize(connection.settings_dict["NAME"] + "-wal") == 0
