@@ -223,11 +223,12 @@ class MemoryTerm(models.Model):
 
 
 class ScopeRevision(models.Model):
-    """A random token that changes with every write to a user's memories (or the shared
-    pool's, or, for the ALL row, to everyone's at once: decay, re-embedding), and the last
-    place taken in that user's sequence. Search processes cache a user's search columns
-    keyed by these tokens (memories/search_cache.py): one indexed read tells a process, and
-    every other process or instance on the same database, whether its copy still holds.
+    """A random token that changes with every write that changes a user's stored memories
+    (or the shared pool's, or, for the ALL row, everyone's at once: decay, re-embedding), and
+    the last place taken in that user's sequence, which new memories move on instead. Search
+    processes cache a user's search columns keyed by these tokens (memories/search_cache.py):
+    one indexed read tells a process, and every other process or instance on the same
+    database, whether its copy still holds, or only lacks the memories placed since.
     Tokens are random rather than counted so that a restored backup or a rolled-back
     transaction can never bring an old token back with different data behind it."""
 

@@ -22,20 +22,22 @@ def _token() -> int:
     return secrets.randbits(62) + 1
 
 
-def _upsert(user_id: str | None, added: int) -> int:
-    """One statement: a new token for the user's scope and `added` more places taken;
-    returns the last place now taken. A scope seen for the first time starts after the
-    user's highest stored place (memories stored before the table existed)."""
+def _upsert(user_id: str | None, added: int, *, new_token: bool = True) -> int:
+    """One statement: `added` more places taken in the user's sequence, and, with
+    `new_token`, a new token for the user's scope; returns the last place now taken. A scope
+    seen for the first time starts after the user's highest stored place (memories stored
+    before the table existed), with a new token."""
     owner = "user_id IS NULL" if user_id is None else "user_id = %s"
     params: list[object] = [scope_key(user_id), _token(), added]
     if user_id is not None:
         params.append(user_id)
     params.append(added)
+    token = "revision = excluded.revision, " if new_token else ""
     # The WHERE clause is required: SQLite cannot otherwise tell the upsert's ON from a join.
     sql = (
         f"INSERT INTO {_TABLE} (scope, revision, last_position) "
         f"SELECT %s, %s, COALESCE(MAX(position), 0) + %s FROM {_MEMORIES} WHERE {owner} "
-        f"ON CONFLICT (scope) DO UPDATE SET revision = excluded.revision, "
+        f"ON CONFLICT (scope) DO UPDATE SET {token}"
         f"last_position = {_TABLE}.last_position + %s RETURNING last_position"
     )
     with connection.cursor() as cursor:
@@ -43,12 +45,20 @@ def _upsert(user_id: str | None, added: int) -> int:
         return int(cursor.fetchone()[0])
 
 
-def claim_positions(counts: dict[str | None, int]) -> dict[str | None, int]:
+def claim_positions(
+    counts: dict[str | None, int], *, changed: Iterable[str | None] = ()
+) -> dict[str | None, int]:
     """The first of `n` consecutive new places for each user (inside the caller's write
-    transaction), with the user's token changed. On PostgreSQL the row lock makes
-    concurrent adds for one user take distinct places."""
+    transaction). On PostgreSQL the row lock makes concurrent adds for one user take
+    distinct places.
+
+    New memories alone leave the user's token as it is: a cached copy of the user's
+    memories (memories/search_cache.py) then reads only the rows placed after its last one
+    rather than everything again. The users in `changed`, whose stored memories this write
+    also changes, get a new token, as every other write gives them (touch)."""
+    changed = set(changed)
     return {
-        user_id: _upsert(user_id, n) - n + 1
+        user_id: _upsert(user_id, n, new_token=user_id in changed) - n + 1
         for user_id, n in sorted(counts.items(), key=lambda item: str(item[0]))
     }
 

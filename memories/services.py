@@ -218,12 +218,13 @@ def _store_batch(
 
 def _place(memories: list[Memory], also: list[str | None] = ()) -> None:
     """Gives each new memory the next place in its user's sequence (see Memory.position),
-    in list order, and changes the revision token (memories/revisions.py) of their users
-    and of the users in `also`."""
+    in list order, and changes the revision token (memories/revisions.py) of the users in
+    `also`, whose stored memories the write changes too. New memories alone change no token:
+    caches read them as rows placed after the last they hold."""
     counts = Counter(memory.user_id for memory in memories)
     for user_id in also:
         counts[user_id] += 0
-    next_position = revisions.claim_positions(dict(counts))
+    next_position = revisions.claim_positions(dict(counts), changed=also)
     for memory in memories:
         memory.position = next_position[memory.user_id]
         next_position[memory.user_id] += 1

@@ -17,13 +17,23 @@ def ids(matches: list[dict]) -> list[str]:
     return [m["id"] for m in matches]
 
 
+def vector_reads(captured: CaptureQueriesContext) -> list[str]:
+    return [
+        q["sql"]
+        for q in captured.captured_queries
+        if ('"memories_memory"."embedding"' in q["sql"] and "julianday" in q["sql"].lower())
+        or "vector_send" in q["sql"]
+    ]
+
+
 def scans(captured: CaptureQueriesContext) -> int:
     """Reads of a user's whole scope (the cache's load): they select every vector."""
-    return sum(
-        ('"memories_memory"."embedding"' in q["sql"] and "julianday" in q["sql"].lower())
-        or "vector_send" in q["sql"]
-        for q in captured.captured_queries
-    )
+    return sum('"position" >' not in sql for sql in vector_reads(captured))
+
+
+def extensions(captured: CaptureQueriesContext) -> int:
+    """Reads of only the memories placed after those a copy holds."""
+    return sum('"position" >' in sql for sql in vector_reads(captured))
 
 
 @pytest.fixture
@@ -68,6 +78,58 @@ def test_writes_outside_the_services_are_noticed(alice, query):
     query("cat", user_id="alice")
     Memory.objects.filter(pk=alice[0]).delete()
     assert alice[0] not in ids(query("cat Miso", user_id="alice", k=10))
+
+
+def test_after_an_add_a_copy_reads_only_the_new_memory(alice, add, query):
+    query("cat", user_id="alice")
+    new = add("Alice bakes sourdough bread on Fridays", user_id="alice")["id"]
+
+    with CaptureQueriesContext(connection) as captured:
+        found = query("sourdough bread", user_id="alice", k=10)
+
+    assert (scans(captured), extensions(captured)) == (0, 1)
+    assert ids(found)[0] == new
+    search_cache.clear()  # the same answer as from a copy read whole
+    assert query("sourdough bread", user_id="alice", k=10) == found
+
+
+def test_many_adds_in_a_row_extend_the_same_copy(alice, add, query):
+    query("cat", user_id="alice")
+    added = []
+    for n in range(40):
+        added.append(add(f"Alice note {n}: tried recipe number {n}", user_id="alice")["id"])
+        with CaptureQueriesContext(connection) as captured:
+            assert ids(query(f"recipe number {n}", user_id="alice", k=1)) == [added[-1]]
+        assert scans(captured) == 0
+
+    everything = query("Alice", user_id="alice", k=100)
+    search_cache.clear()
+    assert query("Alice", user_id="alice", k=100) == everything
+    assert set(added) | set(alice) == set(ids(everything))
+
+
+def test_an_add_that_repeats_a_memory_makes_the_copy_read_again(alice, add, query):
+    # The repeat refreshes the stored memory's last_seen_at, which ranking uses.
+    query("cat", user_id="alice")
+    add("Alice runs along the river every Sunday", user_id="alice")
+
+    with CaptureQueriesContext(connection) as captured:
+        query("river", user_id="alice")
+
+    assert (scans(captured), extensions(captured)) == (1, 0)
+
+
+def test_a_copy_is_not_extended_past_rows_removed_around_the_services(alice, add, query):
+    # The new memory alone does not explain the count: the copy is read whole again.
+    query("cat", user_id="alice")
+    Memory.objects.filter(pk=alice[0]).delete()
+    new = add("Alice bakes sourdough bread on Fridays", user_id="alice")["id"]
+
+    with CaptureQueriesContext(connection) as captured:
+        found = ids(query("cat Miso sourdough", user_id="alice", k=10))
+
+    assert scans(captured) == 1
+    assert new in found and alice[0] not in found
 
 
 @pytest.mark.django_db
