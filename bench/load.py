@@ -7,7 +7,9 @@ Phases, all over persistent HTTP connections (one http.client connection per thr
 2. single adds: --single-adds POST /memory/add, one at a time, timed one by one;
 3. queries: --queries POST /memory/query {query, k: 10, filters: {user_id}} for random users,
    timed one by one, each checked for isolation (every match is one of that user's memories);
-4. with --writers: concurrent single adds from that many clients.
+4. with --writers: concurrent single adds from that many clients;
+5. with --turns: chat turns, one client: an add for a random user, then at once a query
+   about that memory for the same user (timed apart; the new memory is the query's target).
 
 Before each timed phase it waits (untimed, reported) until the server has no summary
 regeneration queued (GET /health summaries_queued): a bulk load queues one for every user,
@@ -732,6 +734,38 @@ class QueryResult:
     target_top1: int = 0
 
 
+def ask(
+    client: Client,
+    args,
+    stats: Stats,
+    out: QueryResult,
+    target: Item,
+    question: str,
+    ids_by_user: dict[str, set[str]],
+) -> None:
+    """One timed query for `target`'s user, checked for isolation and for `target`."""
+    user = target.user
+    body = {"query": question, "k": args.k, "filters": {"user_id": user}}
+    answer = timed_call(client, stats, "query", "/memory/query", body, ok=(200,))
+    if answer is None:
+        return
+    ms, _, data = answer
+    out.latencies.append(ms)
+    matches = json.loads(data).get("matches", [])
+    out.match_counts.append(len(matches))
+    own = ids_by_user.get(user, set())
+    for rank, match in enumerate(matches):
+        if match.get("user_id") != user or match.get("id") not in own:
+            out.violations += 1
+            if len(out.violation_samples) < 5:
+                out.violation_samples.append(
+                    f"query for {user} returned {match.get('id')} of user {match.get('user_id')!r}"
+                )
+        if match.get("id") == target.id:
+            out.target_hits += 1
+            out.target_top1 += rank == 0
+
+
 def run_queries(
     args, plan: list[tuple[Item, str]], ids_by_user: dict[str, set[str]], stats: Stats
 ) -> QueryResult:
@@ -739,30 +773,35 @@ def run_queries(
     out = QueryResult()
     try:
         for target, question in plan:
-            user = target.user
-            body = {"query": question, "k": args.k, "filters": {"user_id": user}}
-            answer = timed_call(client, stats, "query", "/memory/query", body, ok=(200,))
-            if answer is None:
-                continue
-            ms, _, data = answer
-            out.latencies.append(ms)
-            matches = json.loads(data).get("matches", [])
-            out.match_counts.append(len(matches))
-            own = ids_by_user.get(user, set())
-            for rank, match in enumerate(matches):
-                if match.get("user_id") != user or match.get("id") not in own:
-                    out.violations += 1
-                    if len(out.violation_samples) < 5:
-                        out.violation_samples.append(
-                            f"query for {user} returned {match.get('id')} "
-                            f"of user {match.get('user_id')!r}"
-                        )
-                if match.get("id") == target.id:
-                    out.target_hits += 1
-                    out.target_top1 += rank == 0
+            ask(client, args, stats, out, target, question, ids_by_user)
     finally:
         client.close()
     return out
+
+
+def chat_turns(
+    args, turns: list[Item], ids_by_user: dict[str, set[str]], stats: Stats
+) -> tuple[list[float], QueryResult]:
+    """A chat's usual turn, one client: add what was learnt about a user, then ask a
+    question about it for the same user at once. Returns the adds' latencies and the
+    queries' result (their target: the memory just added)."""
+    client = Client(args.base_url, args.api_key, args.timeout)
+    adds: list[float] = []
+    out = QueryResult()
+    try:
+        for item in turns:
+            body = {"content": item.content, "user_id": item.user, "tags": item.tags}
+            answer = timed_call(client, stats, "turn add", "/memory/add", body, ok=(200, 201))
+            if answer is None:
+                continue
+            ms, _, data = answer
+            adds.append(ms)
+            item.id = json.loads(data)["id"]
+            ids_by_user.setdefault(item.user, set()).add(item.id)
+            ask(client, args, stats, out, item, TextGenerator.question(item), ids_by_user)
+    finally:
+        client.close()
+    return adds, out
 
 
 # --- Driver ------------------------------------------------------------------------------
@@ -822,6 +861,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--writer-adds", type=positive_int, default=2000, help="single adds the writers send"
+    )
+    parser.add_argument(
+        "--turns",
+        type=non_negative_int,
+        default=0,
+        help="then this many chat turns: an add, then a query about it for the same user",
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
@@ -942,6 +987,15 @@ def main(argv: list[str] | None = None) -> int:
         log(f"concurrent adds: {len(writer_items)} from {args.writers} clients at once")
         writer_latencies, writer_seconds = concurrent_adds(args, writer_items, stats)
 
+    turn_adds: list[float] = []
+    t = QueryResult()
+    if args.turns:
+        # Made after the writers' items, so that every phase before is the same without it.
+        turn_items = [gen.memory(rng.choice(users)) for _ in range(args.turns)]
+        settle("after_writers")
+        log(f"chat turns: {len(turn_items)}, each an add then a query for the same user")
+        turn_adds, t = chat_turns(args, turn_items, ids_by_user, stats)
+
     mean_matches = float(np.mean(q.match_counts)) if q.match_counts else 0.0
     answered = len(q.match_counts)
     results = {
@@ -977,14 +1031,25 @@ def main(argv: list[str] | None = None) -> int:
             **percentiles(writer_latencies),
             "per_s": round(len(writer_latencies) / writer_seconds, 1) if writer_seconds else None,
         },
-        "isolation_violations": q.violations,
+        "turns": {
+            "count": len(t.latencies),
+            "add_ms": percentiles(turn_adds),
+            "query_ms": percentiles(t.latencies),
+            "new_memory_found": t.target_hits,
+            "new_memory_top1": t.target_top1,
+        },
+        "isolation_violations": q.violations + t.violations,
         "mean_matches": round(mean_matches, 2),
         "target_recall_at_k": round(q.target_hits / answered, 3) if answered else None,
         "target_top1": round(q.target_top1 / answered, 3) if answered else None,
         "deduplicated": stats.deduplicated,
         "failures": stats.failures,
     }
-    ok = stats.failures == 0 and q.violations == 0 and (args.queries == 0 or mean_matches > 0)
+    ok = (
+        stats.failures == 0
+        and results["isolation_violations"] == 0
+        and (args.queries == 0 or mean_matches > 0)
+    )
     results["ok"] = ok
 
     if args.json:
@@ -1016,7 +1081,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.writers} writers (ms)      {w['per_s']} adds/s  p50 {w['p50']}  "
                 f"p95 {w['p95']}  p99 {w['p99']}  max {w['max']}  (n={w['count']})"
             )
-        print(f"isolation           {q.violations} violations (must be 0)")
+        if args.turns:
+            tq = results["turns"]["query_ms"]
+            print(
+                f"turn query (ms)     p50 {tq['p50']}  p95 {tq['p95']}  p99 {tq['p99']}  "
+                f"max {tq['max']}  (n={len(t.latencies)}; the new memory found "
+                f"{t.target_hits}, first {t.target_top1})"
+            )
+        print(f"isolation           {results['isolation_violations']} violations (must be 0)")
         print(f"mean matches        {mean_matches:.2f} per query (must be > 0)")
         print(
             f"target recall@{args.k}    {results['target_recall_at_k']} "
@@ -1025,7 +1097,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deduplicated        {stats.deduplicated} (expected 0: texts are distinct)")
         print(f"failed requests     {stats.failures}")
         print(f"result              {'OK' if ok else 'FAILED'}")
-    for sample in stats.failure_samples + q.violation_samples:
+    for sample in stats.failure_samples + q.violation_samples + t.violation_samples:
         log(f"  ! {sample}")
     return 0 if ok else 1
 
