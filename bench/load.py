@@ -986,6 +986,9 @@ def main(argv: list[str] | None = None) -> int:
         settle("after_queries")
         log(f"concurrent adds: {len(writer_items)} from {args.writers} clients at once")
         writer_latencies, writer_seconds = concurrent_adds(args, writer_items, stats)
+        for item in writer_items:
+            if item.id is not None:  # later phases may find them: they are the user's own
+                ids_by_user.setdefault(item.user, set()).add(item.id)
 
     turn_adds: list[float] = []
     t = QueryResult()
