@@ -96,7 +96,7 @@ def rank_hybrid(
     stats = None if columns is None else (len(columns.keys), int(columns.term_count.sum()))
     lexical = bm25(query, user_id=user_id, within=scope if narrowed else None, stats=stats)
     if columns is not None:
-        found = _Candidates.of_columns(columns, columns.similarity(vector), lexical.part.get)
+        found = _Candidates.of_columns(columns, columns.similarity(vector), lexical.part)
         found.score_own(max(VECTOR_FLOOR, float(found.similarity.max(initial=0.0))))
     elif scanned is not None:
         # The whole scope in one read (a user's memories): every memory is a candidate and
@@ -168,7 +168,7 @@ def _top(found: _Candidates, window: int, k: int) -> list[Ranked]:
         return []
     # Everything that scores at least the k-th best, then equal scores ordered by id, so that
     # the same data always gives the same order.
-    cutoff = np.sort(scores)[::-1][min(k, len(scores)) - 1]
+    cutoff = -np.partition(-scores, min(k, len(scores)) - 1)[min(k, len(scores)) - 1]
     top = np.flatnonzero(scores >= cutoff)
     ranked = [Ranked(as_uuid(found.keys[i]), float(scores[i])) for i in top]
     ranked.sort(key=lambda r: (-r.score, str(r.memory_id)))
@@ -213,18 +213,28 @@ class _Candidates:
         self.last_seen = np.array([row[5] for row in rows], dtype=np.float64)
         self.similarity = np.array([row[6] for row in rows], dtype=np.float64)
         self.lexical = np.array([lexical_of(key) or 0.0 for key in self.keys], dtype=np.float64)
+        self.order: tuple[np.ndarray, np.ndarray] | None = None
         self.own = np.zeros(len(rows))
 
     @classmethod
     def of_columns(
-        cls, columns: Columns, similarity: np.ndarray, lexical_of: Callable[[object], float | None]
+        cls, columns: Columns, similarity: np.ndarray, lexical: dict[object, float]
     ) -> _Candidates:
+        """Every memory of a cached copy. The word parts are set from the few memories that
+        hold a query word, and the (user, place) order is the copy's: for a user with
+        50,000 memories, a lookup per memory and a sort per query were 13 ms of the 36."""
         found = cls.__new__(cls)
         found.keys, found.users = columns.keys, columns.users
         found.position, found.created = columns.position, columns.created
         found.salience, found.last_seen = columns.salience, columns.last_seen
         found.similarity = similarity
-        found.lexical = np.array([lexical_of(key) or 0.0 for key in found.keys], np.float64)
+        found.lexical = np.zeros(len(found.keys))
+        index = columns.memo("index", lambda: {key: i for i, key in enumerate(columns.keys)})
+        for key, part in lexical.items():
+            i = index.get(key)
+            if i is not None:  # a memory added since the copy was read
+                found.lexical[i] = part
+        found.order = columns.memo("order", lambda: _sequence(columns.users, columns.position))
         found.own = np.zeros(len(found.keys))
         return found
 
@@ -255,9 +265,7 @@ class _Candidates:
             return np.clip(self.own, 0.0, 1.0)
         # In (user, position) order, a memory's neighbours within `window` places are at
         # most `window` rows away.
-        users = {user: n for n, user in enumerate(sorted(set(self.users), key=str))}
-        owner = np.array([users[user] for user in self.users])
-        order = np.lexsort((self.position, owner))
+        owner, order = self.order or _sequence(self.users, self.position)
         own, position = self.own[order], self.position[order]
         owner, created = owner[order], self.created[order]
         best = np.zeros(len(order))
@@ -274,6 +282,16 @@ class _Candidates:
         scores = np.empty(len(order))
         scores[order] = (own + weight * best) / (1 + weight)
         return np.clip(scores, 0.0, 1.0)
+
+
+def _sequence(users: list, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's user as a number, and the rows' order by (user, place)."""
+    if len(set(users)) == 1:
+        owner = np.zeros(len(users), np.int64)
+        return owner, np.argsort(position, kind="stable")
+    codes = {user: n for n, user in enumerate(sorted(set(users), key=str))}
+    owner = np.array([codes[user] for user in users])
+    return owner, np.lexsort((position, owner))
 
 
 def _clip(value: float) -> float:

@@ -51,6 +51,16 @@ class Columns:
     tokens: tuple  # (user's token, all-users token, model, dimension)
     storage: _Storage
     memories: dict[uuid.UUID, Memory] = field(default_factory=dict)
+    # What searches derive from these columns alone (see memo).
+    derived: dict[str, object] = field(default_factory=dict)
+
+    def memo(self, name: str, compute):
+        """`compute()`, once per copy: for what every search of a large scope would
+        otherwise derive from the columns again. Two threads may both compute it; either
+        result is the same."""
+        if name not in self.derived:
+            self.derived[name] = compute()
+        return self.derived[name]
 
     @property
     def nbytes(self) -> int:
