@@ -6,6 +6,7 @@ import logging
 import sqlite3
 import threading
 import time
+import urllib.parse
 
 from django.conf import settings
 
@@ -56,8 +57,7 @@ def checkpoint(path: str | None = None) -> tuple[int, int, int]:
     path = path or _database()
     if path is None:
         raise ValueError("the default database is not a SQLite file")
-    # timeout=0: another process's checkpoint in progress means this one has nothing to do.
-    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    conn = _connect(path)
     try:
         return run_round(conn)
     finally:
@@ -93,18 +93,30 @@ def start() -> bool:
 
 def _loop(path: str, interval: float) -> None:
     conn: sqlite3.Connection | None = None
+    failing = False
     while True:
         time.sleep(interval)
         try:
             if conn is None:
-                conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+                conn = _connect(path)
             run_round(conn)
-        except sqlite3.Error:
-            # A database file replaced or removed under the server: reopen next round.
-            logger.exception("SQLite checkpoint failed; retried in %s s", interval)
+            failing = False
+        except Exception:
+            # A database file removed or replaced under the server (a test run's database
+            # dropped, a restore): reopen next round, and say so once, not twice a second.
+            if not failing:
+                logger.exception("SQLite checkpoint failed; retrying every %s s", interval)
+            failing = True
             if conn is not None:
                 conn.close()
             conn = None
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # mode=rw: a database file that is gone is an error here, never created again empty.
+    # timeout=0: another process's checkpoint in progress means this one has nothing to do.
+    uri = f"file:{urllib.parse.quote(path)}?mode=rw"
+    return sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
 
 
 def run_round(conn: sqlite3.Connection) -> tuple[int, int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 
@@ -135,3 +136,13 @@ def test_a_writer_at_work_puts_the_reset_off_until_the_wal_is_too_large(
     waiting.join(10)
     assert forced == [(0, 0, 0)]
     assert os.path.getsize(connection.settings_dict["NAME"] + "-wal") == 0
+
+
+def test_a_database_file_that_is_gone_is_not_created_again_empty(tmp_path):
+    # A test run's database dropped under a process whose thread still checkpoints it.
+    gone = tmp_path / "dropped.sqlite3"
+
+    with pytest.raises(sqlite3.OperationalError):
+        wal.checkpoint(str(gone))
+
+    assert not gone.exists()
