@@ -101,14 +101,17 @@ class _Cache:
             storage.filled += rows
             return True
 
-    def put(self, key: str, entry: Columns) -> None:
+    def put(self, key: str, entry: Columns | None) -> None:
+        """Keeps `entry` as the scope's copy; None, or an entry over the whole budget, drops
+        the copy kept so far: left in place, it would be extended on every query from ever
+        further behind (a user outgrowing the budget or the scan limit)."""
         limit = settings.OM_SEARCH_CACHE_MB * 1024 * 1024
-        if entry.nbytes > limit:
-            return
         with self.lock:
             old = self.entries.pop(key, None)
             if old is not None:
                 self.size -= old.nbytes
+            if entry is None or entry.nbytes > limit:
+                return
             self.entries[key] = entry
             self.size += entry.nbytes
             while self.size > limit:
@@ -149,9 +152,7 @@ def columns(
         entry = _extended(entry, user_id, scope, model_id, dim)
     else:
         entry = None
-    if entry is None:
-        if not fits(scope):
-            return None
+    if entry is None and fits(scope):
         entry = _load(scope, model_id, dim, tokens)
     _cache.put(key, entry)
     return entry

@@ -132,6 +132,32 @@ def test_a_copy_is_not_extended_past_rows_removed_around_the_services(alice, add
     assert new in found and alice[0] not in found
 
 
+def test_a_user_outgrowing_the_budget_is_read_whole_not_extended_from_an_old_copy(
+    api, query, settings
+):
+    settings.OM_SEARCH_CACHE_MB = 1  # about 600 memories with 384-d vectors
+
+    def add_notes(numbers: range) -> None:
+        items = [
+            {"content": f"Dana note {n}: walked route {n}", "user_id": "dana"} for n in numbers
+        ]
+        assert api.post("/memory/add/batch", {"items": items}, format="json").status_code == 201
+
+    add_notes(range(400))
+    query("walked route", user_id="dana")
+    with CaptureQueriesContext(connection) as kept:
+        query("walked route", user_id="dana")
+    assert scans(kept) + extensions(kept) == 0  # 400 fit: the copy is kept
+    add_notes(range(400, 800))
+    query("walked route", user_id="dana")  # 800 do not: that copy is not kept either
+
+    with CaptureQueriesContext(connection) as captured:
+        found = query("route 799", user_id="dana", k=1)
+
+    assert (scans(captured), extensions(captured)) == (1, 0)
+    assert "route 799" in found[0]["content"]
+
+
 @pytest.mark.django_db
 def test_users_never_share_a_copy(add, query):
     mine = add("Likes green tea in the morning", user_id="u1")["id"]
