@@ -10,7 +10,7 @@ import urllib.parse
 
 from django.conf import settings
 
-from core.write_queue import queued_write
+from core.write_queue import queued_write, sqlite_file
 
 logger = logging.getLogger("openmemory")
 
@@ -40,21 +40,10 @@ FORCE_RESET_FRAMES = 16_000
 READER_WAIT_MS = 50
 
 
-def _database() -> str | None:
-    """The SQLite file of the default database, or None (PostgreSQL, or in memory)."""
-    db = settings.DATABASES["default"]
-    if not db["ENGINE"].endswith("sqlite3"):
-        return None
-    name = str(db["NAME"])
-    if name == ":memory:" or "mode=memory" in name:
-        return None
-    return name
-
-
 def checkpoint(path: str | None = None) -> tuple[int, int, int]:
     """One checkpoint thread's round (run_round) on the default SQLite database, or on
     `path`, from a connection of its own."""
-    path = path or _database()
+    path = path or sqlite_file()
     if path is None:
         raise ValueError("the default database is not a SQLite file")
     conn = _connect(path)
@@ -78,7 +67,7 @@ def start() -> bool:
     file and OM_SQLITE_CHECKPOINT_SECONDS is above 0. The WSGI module calls it, so that
     serving processes run one. Returns whether the thread runs."""
     global _thread
-    path = _database()
+    path = sqlite_file()
     interval = settings.OM_SQLITE_CHECKPOINT_SECONDS
     if path is None or interval <= 0:
         return False

@@ -29,9 +29,12 @@ def _lock_fd() -> int:
     return _file[1]
 
 
-def _in_memory() -> bool:
+def sqlite_file() -> str | None:
+    """The default database's SQLite file; None on PostgreSQL or for a database in memory."""
+    if connection.vendor != "sqlite":
+        return None
     name = str(connection.settings_dict["NAME"])
-    return name == ":memory:" or "mode=memory" in name
+    return None if name == ":memory:" or "mode=memory" in name else name
 
 
 @contextlib.contextmanager
@@ -41,7 +44,7 @@ def queued_write(*, wait: bool = True) -> Iterator[bool]:
     it right now. A no-op on PostgreSQL (row locks let writers proceed side by side) and
     inside a transaction that is already open (it may hold the write lock: waiting here for a
     writer who waits for it would deadlock)."""
-    if connection.vendor != "sqlite" or connection.in_atomic_block or _in_memory():
+    if sqlite_file() is None or connection.in_atomic_block:
         yield True
         return
     if not _threads.acquire(blocking=wait):
