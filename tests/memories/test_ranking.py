@@ -116,6 +116,21 @@ def test_bm25_uses_the_users_own_word_statistics(add):
     assert before[greyhound] == pytest.approx(idf(2) * part(4))
 
 
+def test_bm25_within_a_narrower_scope_scores_only_it_with_the_users_statistics(add):
+    add("Adopted a greyhound named Pixel", user_id="u1", tags=["pets"])
+    add("Walked the greyhound at the beach", user_id="u1")
+    add("Bought a kettle", user_id="u1", tags=["pets"])
+    whole = bm25("greyhound kettle", user_id="u1").as_dict()
+    pets = Memory.objects.for_user("u1").with_any_tag(["pets"])
+
+    within = bm25("greyhound kettle", user_id="u1", within=pets).as_dict()
+
+    # The same scores (document frequencies from all of u1's memories), for the pets only.
+    assert within == {pk: score for pk, score in whole.items() if pets.filter(pk=pk).exists()}
+    assert len(within) == 2
+    assert bm25("greyhound", user_id="u1", within=pets.none()).as_dict() == {}
+
+
 def test_a_rare_word_only_one_long_turn_holds_puts_it_first(chat, query):
     [best] = query("What did Melanie paint last year?", k=1, user_id="caroline-app")
 
