@@ -4,12 +4,12 @@ the old model wait, re-embedding starts by itself, and /health shows how many ar
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 
 from memories.embeddings import get_provider
 from memories.models import Memory
 from memories.services import memories_reembed
 from tests.live import wait_for
+from tests.plans import assert_uses_index
 
 
 @pytest.fixture
@@ -79,14 +79,5 @@ def test_counting_what_awaits_the_model_reads_the_index_not_every_memory(add):
     count = Memory.objects.not_embedded_by(get_provider().model_id)
     sql, params = count.order_by().values("pk").query.sql_with_params()
 
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL enable_seqscan = off")  # tiny tables: ask for the index
-            cursor.execute("EXPLAIN " + sql, params)
-            plan = " ".join(row[0] for row in cursor.fetchall())
-            assert "memory_embedding_model" in plan and "Seq Scan" not in plan, plan
-        else:
-            cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
-            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
-            assert "memory_embedding_model" in plan and "SCAN memories_memory" not in plan, plan
+    assert_uses_index(sql, params, "memory_embedding_model", "memories_memory")
     assert count.count() == 0

@@ -16,6 +16,7 @@ from memories.models import Memory
 from memories.services import memory_create
 from tests.fakes import PROFILE, FakeChat, serve
 from tests.live import wait_for
+from tests.plans import assert_uses_index
 from users.models import UserSummary
 from users.services import user_summaries_refresh_stale
 
@@ -69,16 +70,7 @@ def test_health_counts_the_queue_from_its_index_not_every_summary(add, api):
         assert api.get("/health").json()["summaries_queued"] == 1
     (count,) = [q["sql"] for q in queries if "users_usersummary" in q["sql"]]
 
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL enable_seqscan = off")  # tiny tables: ask for the index
-            cursor.execute("EXPLAIN " + count)
-            plan = " ".join(row[0] for row in cursor.fetchall())
-            assert "summary_queued" in plan and "Seq Scan" not in plan, plan
-        else:
-            cursor.execute("EXPLAIN QUERY PLAN " + count)
-            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
-            assert "summary_queued" in plan and "SCAN users_usersummary" not in plan, plan
+    assert_uses_index(count, (), "summary_queued", "users_usersummary")
 
 
 def test_regenerate_all_enqueues_every_user(add, api, django_capture_on_commit_callbacks):
