@@ -11,7 +11,7 @@ from django.db import connection, connections, transaction
 
 from core import clock
 from memories.models import Memory
-from memories.services import memories_decay
+from memories.services import MemoryInput, memories_decay, memory_create_batch
 
 
 def salience(memory_id: str) -> float:
@@ -142,3 +142,33 @@ def test_the_decay_pass_skips_rows_a_request_holds_and_decays_them_next_time(add
     assert salience(held) == 0.5 and salience(free) < 0.5
     assert memories_decay(now=tomorrow) == 1
     assert salience(held) == pytest.approx(0.5 * math.exp(-0.005), rel=1e-4)
+
+
+def _memory_updates() -> tuple[int, int]:
+    """PostgreSQL's count of memory rows updated so far, and of those updated in place."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # this backend's pending counts
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+            "WHERE relname = 'memories_memory'"
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="HOT updates are PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_decay_updates_rows_in_place_leaving_the_indexes_alone():
+    # A row updated in place on its page (a HOT update) adds no index entry; one moved to
+    # another page is inserted into every index again, the HNSW graph included, which cost
+    # 15 times the update itself and grew the index at each hourly pass. The room for that
+    # is the table's fillfactor (migration 0010); an old version is cleared from its page
+    # once its pass's transaction has committed, so each chunk finds the room again.
+    memory_create_batch(
+        items=[MemoryInput(content=f"note {i} about sailing", user_id="u1") for i in range(300)]
+    )
+    updated, in_place = _memory_updates()
+
+    assert memories_decay(now=clock.now() + timedelta(days=3), chunk=1) == 300
+
+    assert _memory_updates() == (updated + 300, in_place + 300)
