@@ -12,8 +12,10 @@ Phases, all over persistent HTTP connections (one http.client connection per thr
    about that memory for the same user (timed apart; the new memory is the query's target).
 
 Before each timed phase it waits (untimed, reported) until the server has no summary
-regeneration queued (GET /health summaries_queued): a bulk load queues one for every user,
-and without a broker they run inside the server processes. --no-settle starts at once.
+regeneration queued and no memory awaiting the vector index (GET /health summaries_queued,
+vectors_pending): a bulk load queues one regeneration for every user, and on PostgreSQL its
+memories enter the HNSW index in the background; without a broker both run inside the
+server processes. --no-settle starts at once.
 
 Texts are generated deterministically (--seed) from word lists: varied sentences about users
 (preferences, activities, facts, feelings, how-tos), all distinct. Each query is a natural
@@ -565,15 +567,18 @@ class Stats:
 
 
 def wait_for_background(base_url: str, api_key: str, timeout: float = 600.0) -> float:
-    """Waits until the server reports no queued summary regeneration (GET /health's
-    summaries_queued), as a deployment is between bursts: the timed phases then measure
+    """Waits until the server reports no background backlog (GET /health's summaries_queued
+    and vectors_pending), as a deployment is between bursts: the timed phases then measure
     requests, not requests racing an import's backlog. Returns the seconds waited."""
     client = Client(base_url, api_key, 10.0)
     started = time.perf_counter()
     try:
         while time.perf_counter() - started < timeout:
             status, data = client.request("GET", "/health")
-            if status == 200 and not json.loads(data).get("summaries_queued"):
+            health = json.loads(data) if status == 200 else {}
+            if status == 200 and not (
+                health.get("summaries_queued") or health.get("vectors_pending")
+            ):
                 break
             time.sleep(0.2)
     finally:
@@ -884,8 +889,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-settle",
         dest="settle",
         action="store_false",
-        help="start each timed phase at once, not after the summary regenerations the phase "
-        "before queued are done (GET /health summaries_queued)",
+        help="start each timed phase at once, not after the background work the phase before "
+        "left is done (GET /health summaries_queued, vectors_pending)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line")
     return parser.parse_args(argv)

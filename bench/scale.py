@@ -10,8 +10,9 @@ It drops and re-creates --database-url, migrates it (manage.py migrate), starts 
 
 1. bulk load: --giant memories for one user, the rest spread evenly over the other users,
    through POST /memory/add/batch (the product's import path), --load-clients threads;
-   then VACUUM ANALYZE, as autovacuum would, and a wait until the summary regenerations the
-   load queued are done (GET /health summaries_queued);
+   then VACUUM ANALYZE, as autovacuum would, and a wait until the background work the load
+   left is done (GET /health summaries_queued, vectors_pending: the summary regenerations,
+   and the HNSW index taking in the new memories);
 2. user-filtered queries: POST /memory/query {k: 10, filters: {user_id}} for random users,
    one client, each match checked to be that user's (isolation);
 3. unfiltered admin queries (no user filter: the HNSW index over every memory), one client;

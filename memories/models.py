@@ -29,11 +29,18 @@ class Tag(models.Model):
 _PARAMETERS_PER_STATEMENT = 30_000
 
 
-def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[tuple]) -> None:
+def insert_rows(
+    model: type[models.Model],
+    columns: tuple[str, ...],
+    rows: list[tuple],
+    *,
+    skip_existing: bool = False,
+) -> None:
     """Plain multi-row INSERTs of `rows` (values already in the database's form) into
     `model`'s table, as few statements as the parameter limit allows. For the add's write
     transaction, where building model instances and compiling bulk_create() was most of the
-    time the write lock was held (on SQLite, the lock every other writer waits for)."""
+    time the write lock was held (on SQLite, the lock every other writer waits for).
+    `skip_existing`: rows whose key is already stored are left out (ON CONFLICT DO NOTHING)."""
     if not rows:
         return
     connection = connections[model.objects.db]
@@ -45,7 +52,8 @@ def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             cursor.execute(
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * len(chunk))}",
+                f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * len(chunk))}"
+                + (" ON CONFLICT DO NOTHING" if skip_existing else ""),
                 [value for values in chunk for value in values],
             )
 
@@ -153,6 +161,11 @@ class Memory(models.Model):
     position = models.PositiveBigIntegerField(default=0, editable=False)
     # How many terms the lexical index holds for this memory (BM25's document length).
     term_count = models.PositiveIntegerField(default=0, editable=False)
+    # Stored but not yet in the approximate vector index (PostgreSQL's HNSW graph, whose
+    # insert was most of an add's database time): outside the index's predicate. Such a
+    # memory is in PendingVector too; the backend indexes it in the background and ranks it
+    # exactly until then (vector_search.py).
+    vector_pending = models.BooleanField(default=False, editable=False)
 
     objects = MemoryQuerySet.as_manager()
 
@@ -188,6 +201,21 @@ class Memory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id or '(shared)'}: {self.content[:60]}"
+
+
+class PendingVector(models.Model):
+    """The memories awaiting the vector index (Memory.vector_pending, set in the same
+    transaction): the indexer's queue, and what searches rank exactly beside the index. A
+    table of its own rather than a partial index on the flag: the planner knows a small table
+    is small from its size on disk, whereas statistics of the flag taken while a bulk load
+    was pending made it read the whole memory table for the few pending rows."""
+
+    memory = models.OneToOneField(
+        Memory, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"memory {self.memory_id} awaiting the vector index"
 
 
 class MemoryTerm(models.Model):

@@ -12,7 +12,7 @@ from core.exceptions import NotFound
 from core.scope import ALL_USERS
 from memories import lexical, search_cache
 from memories.embeddings import embed_query, get_provider
-from memories.models import Memory, Tag, as_uuid
+from memories.models import Memory, PendingVector, Tag, as_uuid
 from memories.ranking import rank_hybrid, rank_vector
 from memories.vector_search import get_backend
 
@@ -177,6 +177,12 @@ def memories_awaiting_embedding() -> int:
     """How many memories are not yet embedded by the configured model (0 once a change of
     OM_EMBEDDINGS has been fully re-embedded)."""
     return Memory.objects.not_embedded_by(get_provider().model_id).count()
+
+
+def memories_awaiting_vector_index() -> int:
+    """How many memories the vector index has yet to take in (Memory.vector_pending): the
+    background indexer's backlog, always 0 on SQLite (no approximate index there)."""
+    return PendingVector.objects.count()
 
 
 def memories_count() -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -15,14 +17,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, FloatField, Func, Q, Value, When
 from django.db.models.functions import Exp, Greatest, Least
 
-from core import clock, validation
+from core import clock, scheduler, validation
 from core.exceptions import ServiceError
 from core.scope import ALL_USERS
 from core.write_queue import queued_write
 from memories import revisions
 from memories.embeddings import embed_one, get_provider
 from memories.lexical import index_terms, reindex_terms
-from memories.models import Memory, Tag, as_uuid, insert_rows
+from memories.models import Memory, PendingVector, Tag, as_uuid, insert_rows
 from memories.sectors import SECTORS, classify
 from memories.selectors import memory_get
 from memories.signals import (
@@ -32,6 +34,7 @@ from memories.signals import (
     user_memories_deleted,
 )
 from memories.text import terms
+from memories.vector_search import get_backend
 
 logger = logging.getLogger("openmemory")
 
@@ -154,6 +157,7 @@ def _store_batch(
     add locks its users' revision rows before inserting and holds them until it commits."""
     now = clock.now()
     model_id = get_provider().model_id
+    backend = get_backend()
     if existing is None:
         revisions.touch(item.user_id for item in items)
         existing = _stored_duplicates(items, hashes)
@@ -192,6 +196,7 @@ def _store_batch(
             embedding=vector,
             embedding_model=model_id,
             embedding_dim=len(vector),
+            vector_pending=backend.pending(len(vector)),
         )
         pending[key] = memory
         new_rows.append((memory, item.tags))
@@ -206,6 +211,7 @@ def _store_batch(
         Memory.objects.bulk_create([memory for memory, _ in new_rows])
         _attach_tags(new_rows)
         index_terms(indexed)
+        _queue_for_index([memory for memory, _ in new_rows])
     if seen_again:
         Memory.objects.filter(pk__in=[m.pk for m in seen_again]).update(last_seen_at=now)
         for memory in seen_again:
@@ -228,6 +234,61 @@ def _place(memories: list[Memory], also: list[str | None] = ()) -> None:
     for memory in memories:
         memory.position = next_position[memory.user_id]
         next_position[memory.user_id] += 1
+
+
+def _queue_for_index(memories: list[Memory]) -> None:
+    """Queues the memories stored vector_pending for the index, in the caller's transaction,
+    and asks for an indexer run once it commits."""
+    key = Memory._meta.pk
+    waiting = [(key.get_db_prep_value(m.pk, connection),) for m in memories if m.vector_pending]
+    if waiting:
+        # An edited memory may still be queued from its add.
+        insert_rows(PendingVector, ("memory_id",), waiting, skip_existing=True)
+        transaction.on_commit(_index_vectors_soon)
+
+
+INDEX_VECTORS_TASK = "memories.tasks.index_vectors"
+# At most one indexer run requested per process per this many seconds: a run takes in every
+# memory pending when it runs, so one per burst of adds does the work of all of them.
+INDEX_VECTORS_EVERY = 1.0
+_index_run_at = {"latest": float("-inf")}  # monotonic time of the latest run requested
+_index_lock = threading.Lock()
+
+
+def _index_vectors_soon() -> None:
+    """After an add committed memories pending the vector index: asks the background for an
+    indexer run that starts after this moment. Without a background (tests, management
+    commands) the indexer runs here at once, as the add itself used to.
+
+    A run already requested for later than now will see this add's memories (they have
+    committed), so none is asked for; otherwise one is, no sooner than a second after the
+    last. A run lost with a broker is made up by the periodic one, and searches find
+    pending memories exactly meanwhile."""
+    if scheduler.embedded() and not scheduler.running():
+        memories_index_vectors()
+        return
+    with _index_lock:
+        now = time.monotonic()
+        if _index_run_at["latest"] > now:
+            return
+        start = max(now, _index_run_at["latest"] + INDEX_VECTORS_EVERY)
+        _index_run_at["latest"] = start
+    scheduler.send(INDEX_VECTORS_TASK, countdown=start - now)
+
+
+def memories_index_vectors(*, batch: int = 32) -> int:
+    """Takes every memory pending the vector index into it (Memory.vector_pending), a batch
+    per transaction, and returns how many. Small batches: each holds its rows' locks while
+    the index takes them in (about 5 ms a memory on PostgreSQL), and an edit or a repeated
+    add of one of them waits that long. Idempotent, and safe in several processes at once."""
+    backend = get_backend()
+    done = 0
+    while True:
+        with transaction.atomic():
+            taken = backend.index_pending(batch)
+        done += taken
+        if taken < batch:
+            return done
 
 
 def _default_salience() -> float:
@@ -360,6 +421,9 @@ def _update_locked(
             memory.embedding = embedded.vector
             memory.embedding_model = embedded.model_id
             memory.embedding_dim = len(embedded.vector)
+            # The new vector waits for the index like a new memory's (see _store_batch).
+            memory.vector_pending = get_backend().pending(len(embedded.vector))
+            _queue_for_index([memory])
             sector = classify(content, metadata if metadata is not None else memory.metadata)
             memory.primary_sector = sector.primary
             memory.sectors = sector.sectors

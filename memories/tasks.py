@@ -6,12 +6,17 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from core.tasks import RELIABLE
-from memories.services import memories_decay, memories_reembed
+from memories.services import memories_decay, memories_index_vectors, memories_reembed
 
 
 @shared_task(**RELIABLE)
 def decay_salience() -> int:
     return memories_decay()
+
+
+@shared_task(**RELIABLE)
+def index_vectors() -> int:
+    return memories_index_vectors()
 
 
 @shared_task(**RELIABLE)

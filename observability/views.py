@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from access.auth import ApiKeyAuthentication, presented_key
 from memories.embeddings import get_provider
-from memories.selectors import memories_awaiting_embedding
+from memories.selectors import memories_awaiting_embedding, memories_awaiting_vector_index
 from observability.collectors import add_to
 from users.selectors import summaries_queued
 
@@ -45,6 +45,11 @@ class HealthView(APIView):
                         "(re-embedding runs in the background; they are found by their "
                         "words meanwhile)"
                     ),
+                    "vectors_pending": serializers.IntegerField(
+                        help_text="memories stored but not yet in the approximate vector "
+                        "index (PostgreSQL; it takes them in within moments; searches rank "
+                        "them exactly meanwhile)"
+                    ),
                     "summaries_queued": serializers.IntegerField(
                         help_text="user summaries whose regeneration is queued and not yet "
                         "done (the background backlog, for instance after an import)"
@@ -63,6 +68,7 @@ class HealthView(APIView):
                 "database": connection.vendor,
                 "embeddings": get_provider().model_id,
                 "embeddings_pending": memories_awaiting_embedding(),
+                "vectors_pending": memories_awaiting_vector_index(),
                 "summaries_queued": summaries_queued(),
             }
         )

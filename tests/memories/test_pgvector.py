@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from memories.selectors import memory_query
 from memories.services import MemoryInput, memory_create_batch
+from memories.tasks import index_vectors
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="pgvector backend runs on PostgreSQL only"
@@ -27,6 +30,8 @@ def crowd(db):
     ]
     items += [MemoryInput(content=f"Tiny note {i} about jazz", user_id="tiny") for i in range(5)]
     memory_create_batch(items=items)
+    # A test's transaction never commits, so the add's request for the indexer never fires.
+    index_vectors.apply()
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE memories_memory")
 
@@ -63,3 +68,52 @@ def test_filtered_hnsw_returns_the_users_rows_on_every_repeat(crowd, settings):
             if repeat == 0:
                 exact[user] = {m.memory.id for m in matches}
             assert {m.memory.id for m in matches} == exact[user]
+
+
+def vectors_pending(api) -> int:
+    return api.get("/health").json()["vectors_pending"]
+
+
+def test_a_memory_awaiting_the_index_is_found_and_then_taken_in(crowd, api, add, settings):
+    settings.OM_HNSW_MIN_SCOPE = 1000  # the unfiltered query goes through the HNSW path
+    assert vectors_pending(api) == 0
+    new = add("The lighthouse keeper collects antique brass telescopes", user_id="keeper")
+
+    # Stored outside the graph (the add's transaction has not asked the indexer yet here):
+    # the search ranks it exactly beside the graph's answer.
+    assert vectors_pending(api) == 1
+    found = memory_query(query="antique brass telescopes lighthouse", k=5)
+    assert found[0].memory.id == uuid.UUID(new["id"])
+
+    assert index_vectors.apply().get() == 1
+
+    assert vectors_pending(api) == 0
+    # Now through the graph. (Only the first is compared: the crowd's near-ties below it
+    # may come back in another order from a graph that has changed.)
+    again = memory_query(query="antique brass telescopes lighthouse", k=5)
+    assert again[0].memory.id == uuid.UUID(new["id"])
+    assert index_vectors.apply().get() == 0  # idempotent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_background_the_add_indexes_its_vector_when_it_commits(api, add):
+    # No broker and no scheduler thread in this process (tests, management commands): the
+    # indexer runs right after the add's commit, as the insert used to run inside it.
+    add("Keeps bees on the roof of the library", user_id="beekeeper")
+
+    assert vectors_pending(api) == 0
+
+
+def test_an_edited_memory_awaits_the_index_with_its_new_vector(crowd, api, settings):
+    settings.OM_HNSW_MIN_SCOPE = 1000
+    memory = memory_query(query="enjoys sailing", k=1)[0].memory
+    edited = api.patch(
+        f"/memory/{memory.id}", {"content": "Restores wooden canoes by the lake"}, format="json"
+    )
+    assert edited.status_code == 200
+
+    assert vectors_pending(api) == 1
+    assert memory_query(query="restores wooden canoes", k=3)[0].memory.id == memory.id
+    index_vectors.apply()
+    assert vectors_pending(api) == 0
+    assert memory_query(query="restores wooden canoes", k=3)[0].memory.id == memory.id

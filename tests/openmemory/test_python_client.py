@@ -348,6 +348,7 @@ class TestServer:
             "database": connection.vendor,
             "embeddings": f"synthetic-v2-{settings.OM_VECTOR_DIM}",
             "embeddings_pending": 0,
+            "vectors_pending": 0,
             "summaries_queued": 0,
         }
 

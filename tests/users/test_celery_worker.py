@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connection
 
 from tests.fakes import PROFILE, FakeChat, serve
 from tests.live import REDIS_URL, Deployment, missing_service, redis_problem, wait_for
@@ -157,3 +158,22 @@ def test_a_worker_killed_mid_task_loses_no_summary(deploy, chat):
     # The unacknowledged task comes back after the visibility timeout and completes.
     assert wait_for(lambda: reflections("survivor") == 1, timeout=60)
     assert UserSummary.objects.get(user_id="survivor").provider == "llm"
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="only PostgreSQL's vector index takes memories in later",
+)
+def test_the_worker_takes_new_memories_into_the_vector_index(deployment):
+    om = deployment.client
+    for i in range(3):
+        om.add(f"Repairs vintage radio number {i}", user_id="radio_user")
+
+    # The adds returned with the indexer's run waiting in Redis.
+    assert om.health()["vectors_pending"] == 3
+
+    deployment.start_worker()
+
+    assert wait_for(lambda: om.health()["vectors_pending"] == 0), (
+        "the worker did not index the new memories within 30 s"
+    )
