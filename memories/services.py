@@ -630,6 +630,7 @@ def memories_import(*, records: list[dict]) -> ImportResult:
             embedding=vector,
             embedding_model=model_id,
             embedding_dim=len(vector),
+            vector_pending=get_backend().pending(len(vector)),
         )
         rows.append((memory, record["tags"]))
     with transaction.atomic():
@@ -647,6 +648,7 @@ def memories_import(*, records: list[dict]) -> ImportResult:
         inserted = [(m, tags) for m, tags in rows if str(m.pk) in stored]
         _attach_tags(inserted)
         index_terms([(m, counted[str(m.pk)]) for m, _ in inserted])
+        _queue_for_index([m for m, _ in inserted])
         counts = Counter(m.user_id for m, _ in inserted if m.user_id is not None)
         if counts:
             memories_created.send(sender=Memory, counts=dict(counts))
