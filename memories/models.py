@@ -6,7 +6,7 @@ import uuid
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, models
-from django.db.models import BooleanField, Q
+from django.db.models import BooleanField, FloatField, Func, Q
 from django.db.models.expressions import RawSQL
 
 from memories.fields import EmbeddingField
@@ -56,6 +56,22 @@ def insert_rows(
                 + (" ON CONFLICT DO NOTHING" if skip_existing else ""),
                 [value for values in chunk for value in values],
             )
+
+
+class EpochDays(Func):
+    """A timestamp column as days since 1970-01-01 (a float), on both databases."""
+
+    output_field = FloatField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # Django stores UTC timestamps as ISO text, which julianday() reads (to the ms).
+        return self.as_sql(
+            compiler, connection, template="(julianday(%(expressions)s) - 2440587.5)"
+        )
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        template = "(EXTRACT(EPOCH FROM %(expressions)s)::double precision / 86400.0)"
+        return self.as_sql(compiler, connection, template=template)
 
 
 class RawRowsQuerySet(models.QuerySet):
@@ -210,8 +226,15 @@ class PendingVector(models.Model):
     is small from its size on disk, whereas statistics of the flag taken while a bulk load
     was pending made it read the whole memory table for the few pending rows."""
 
+    # Deleted with its memory by the database (ON DELETE CASCADE, migration 0011), not by
+    # Django's collector, which deleted the queue row before locking the memory: the reverse
+    # of the indexer's order (memory, then queue row), and the two could deadlock.
     memory = models.OneToOneField(
-        Memory, primary_key=True, on_delete=models.CASCADE, related_name="+"
+        Memory,
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
 
     def __str__(self) -> str:

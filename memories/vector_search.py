@@ -235,17 +235,23 @@ class PgvectorBackend:
     def index_pending(self, limit: int) -> int:
         queue = connection.ops.quote_name(PendingVector._meta.db_table)
         table = connection.ops.quote_name(Memory._meta.db_table)
-        # SKIP LOCKED: indexers in several processes take disjoint rows. Clearing the flag
-        # moves the memory into the index's predicate, and PostgreSQL inserts it into the
-        # graph; the queue row goes in the same statement, so no snapshot sees one change
-        # without the other.
+        # The memory rows are locked first, as every edit and delete locks them before their
+        # queue row (deletes through the database's cascade): taken in the other order, an
+        # indexer and a delete each held what the other waited for. SKIP LOCKED: a memory
+        # being edited or deleted, or taken by an indexer in another process, is left for a
+        # later run. Clearing the flag moves the memory into the index's predicate, and
+        # PostgreSQL inserts it into the graph; its queue row goes in the same statement, so
+        # no snapshot sees one change without the other.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH taken AS (DELETE FROM {queue} WHERE memory_id IN (SELECT memory_id "
-                f"FROM {queue} LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING memory_id), "
+                f"WITH taken AS (SELECT id FROM {table} WHERE id = ANY(ARRAY("
+                f"SELECT memory_id FROM {queue} LIMIT %s)) FOR UPDATE SKIP LOCKED), "
                 f"flipped AS (UPDATE {table} SET vector_pending = false "
-                "WHERE id IN (SELECT memory_id FROM taken) RETURNING 1) "
-                "SELECT (SELECT COUNT(*) FROM taken), (SELECT COUNT(*) FROM flipped)",
+                "WHERE id IN (SELECT id FROM taken) RETURNING 1), "
+                f"gone AS (DELETE FROM {queue} WHERE memory_id IN (SELECT id FROM taken) "
+                "RETURNING 1) "
+                "SELECT (SELECT COUNT(*) FROM taken), (SELECT COUNT(*) FROM flipped), "
+                "(SELECT COUNT(*) FROM gone)",
                 [limit],
             )
             return cursor.fetchone()[0]

@@ -18,10 +18,17 @@ CREATE_BEFORE = (
     "WHERE embedding_dim = 384"
 )
 DROP = "DROP INDEX IF EXISTS memory_embedding_hnsw_384"
+# The queue row goes with its memory, deleted by the database after the memory row is locked
+# (see PendingVector.memory). SQLite never queues a memory, so it needs no constraint.
+CASCADE = (
+    "ALTER TABLE memories_pendingvector ADD CONSTRAINT memory_pendingvector_memory "
+    "FOREIGN KEY (memory_id) REFERENCES memories_memory (id) ON DELETE CASCADE"
+)
 
 
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(CASCADE)
         schema_editor.execute(DROP)
         schema_editor.execute(CREATE)
 
@@ -42,7 +49,8 @@ class Migration(migrations.Migration):
                 (
                     "memory",
                     models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         primary_key=True,
                         related_name="+",
                         serialize=False,

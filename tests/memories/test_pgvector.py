@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
+from memories.models import Memory
 from memories.selectors import memory_query
 from memories.services import MemoryInput, memory_create_batch
 from memories.tasks import index_vectors
@@ -117,3 +119,44 @@ def test_an_edited_memory_awaits_the_index_with_its_new_vector(crowd, api, setti
     index_vectors.apply()
     assert vectors_pending(api) == 0
     assert memory_query(query="restores wooden canoes", k=3)[0].memory.id == memory.id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_indexer_leaves_a_memory_being_edited_or_deleted_for_its_next_run(
+    api, add, monkeypatch
+):
+    # Edits and deletes lock the memory row before its queue row (the database deletes the
+    # queue row by cascade); the indexer must not take them in the opposite order, or each
+    # would hold what the other waits for. It skips the held memory instead of waiting.
+    with monkeypatch.context() as server:
+        # As in a server, the adds hand the indexer to a scheduler thread (here, to nobody).
+        server.setattr("core.scheduler.running", lambda: True)
+        server.setattr("core.scheduler.run_soon", lambda *args, **kwargs: None)
+        held = add("Tunes old pianos in the village hall", user_id="tuner")["id"]
+        add("Sings in a barbershop quartet", user_id="tuner")
+    assert vectors_pending(api) == 2
+    locked, release = threading.Event(), threading.Event()
+
+    def edit_in_progress() -> None:
+        try:
+            with transaction.atomic():
+                Memory.objects.select_for_update().get(pk=held)
+                locked.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=edit_in_progress)
+    holder.start()
+    assert locked.wait(10)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '5s'")  # waiting would fail, not hang
+        assert index_vectors.apply().get() == 1
+    finally:
+        release.set()
+        holder.join()
+
+    assert vectors_pending(api) == 1
+    assert api.delete(f"/memory/{held}").status_code in (200, 204)
+    assert vectors_pending(api) == 0  # its queue row went with it
