@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Count, F, Max, Window
+from django.db.models.functions import Exp
 
 from core.exceptions import NotFound
 from core.scope import ALL_USERS
 from memories import lexical, search_cache
 from memories.embeddings import embed_query, get_provider
-from memories.models import Memory, PendingVector, Tag, as_uuid
+from memories.models import EpochDays, Memory, PendingVector, Tag, as_uuid
 from memories.ranking import rank_hybrid, rank_vector
 from memories.vector_search import get_backend
 
@@ -151,6 +153,38 @@ _LISTED_COLUMNS = [
 
 def user_has_memories(*, user_id: str) -> bool:
     return Memory.objects.for_user(user_id).exists()
+
+
+# What memories_by_importance returns for each memory, as the database returns it.
+IMPORTANCE_FIELDS = ("id", "content", "primary_sector", "salience", "decay_lambda", "last_seen_at")
+
+
+@dataclass(frozen=True)
+class ByImportance:
+    rows: list[tuple]  # IMPORTANCE_FIELDS of each memory chosen
+    count: int  # all of the user's memories
+    newest: object  # the latest last_seen_at of all of them, raw (None for a user with none)
+
+
+def memories_by_importance(*, user_id: str, at_most: int) -> ByImportance:
+    """The user's memories that matter most to a summary: all of them up to `at_most`, else
+    the `at_most` with the highest salience times recency decay (each memory's own sector
+    rate, per day between it and the user's newest memory), chosen by the database so that a
+    user with a long history is not read whole for each summary. The caller ranks them.
+    One statement: the count and the newest time are window aggregates over every row."""
+    newest = Window(Max("last_seen_at"))
+    importance = F("salience") * Exp(
+        -F("decay_lambda") * (EpochDays(newest) - EpochDays("last_seen_at"))
+    )
+    rows = (
+        Memory.objects.for_user(user_id)
+        .annotate(importance=importance, everyone=Window(Count("id")), newest=newest)
+        .order_by("-importance", "-last_seen_at")[:at_most]
+        .raw_rows(*IMPORTANCE_FIELDS, "everyone", "newest")
+    )
+    if not rows:
+        return ByImportance([], 0, None)
+    return ByImportance([row[:-2] for row in rows], rows[0][-2], rows[0][-1])
 
 
 def users_with_memories() -> list[str]:

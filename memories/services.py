@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, FloatField, Func, Q, Value, When
+from django.db.models import Case, F, FloatField, Q, Value, When
 from django.db.models.functions import Exp, Greatest, Least
 
 from core import clock, scheduler, validation
@@ -24,7 +24,7 @@ from core.write_queue import queued_write
 from memories import revisions
 from memories.embeddings import embed_one, get_provider
 from memories.lexical import index_terms, reindex_terms
-from memories.models import Memory, PendingVector, Tag, as_uuid, insert_rows
+from memories.models import EpochDays, Memory, PendingVector, Tag, as_uuid, insert_rows
 from memories.sectors import SECTORS, classify
 from memories.selectors import memory_get
 from memories.signals import (
@@ -506,29 +506,13 @@ def memories_delete_for_user(*, user_id: str) -> int:
     return deleted
 
 
-class _EpochDays(Func):
-    """A timestamp column as days since 1970-01-01 (a float), on both databases."""
-
-    output_field = FloatField()
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        # Django stores UTC timestamps as ISO text, which julianday() reads (to the ms).
-        return self.as_sql(
-            compiler, connection, template="(julianday(%(expressions)s) - 2440587.5)"
-        )
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        template = "(EXTRACT(EPOCH FROM %(expressions)s)::double precision / 86400.0)"
-        return self.as_sql(compiler, connection, template=template)
-
-
 def _salience_at(now: datetime) -> Case:
     """The row's salience decayed from `decayed_at` up to `now`, as a SQL expression:
     salience * exp(-decay_lambda * days), never below OM_SALIENCE_FLOOR. Rows already at or
     below the floor, or decayed up to a later moment (another process's clock), keep theirs.
     (Django registers EXP on SQLite connections built without the math functions.)"""
     floor = settings.OM_SALIENCE_FLOOR
-    days = Value(now.timestamp() / 86400, output_field=FloatField()) - _EpochDays("decayed_at")
+    days = Value(now.timestamp() / 86400, output_field=FloatField()) - EpochDays("decayed_at")
     decayed = Greatest(
         Value(floor, output_field=FloatField()), F("salience") * Exp(-F("decay_lambda") * days)
     )

@@ -22,6 +22,7 @@ import numpy as np
 from django.conf import settings
 
 from memories.models import Memory
+from memories.selectors import memories_by_importance
 
 logger = logging.getLogger("openmemory")
 
@@ -29,6 +30,10 @@ logger = logging.getLogger("openmemory")
 # of conversation turns, and a bound on the work (and on the similarity matrix) for users
 # with many thousands of memories.
 MAX_SOURCE_MEMORIES = 500
+# A summary ranks at most this many of a user's memories, chosen by the database (see
+# _ranked_memories): four times what the extractive summary draws on, and more than an LLM's
+# input budget takes once near-duplicates are skipped.
+RANKED_MEMORIES = 2000
 # A memory with no statement still counts this much towards what the summary should cover
 # (a statement counts 1 + its quality).
 COVERAGE_FLOOR = 0.1
@@ -91,9 +96,12 @@ class _Ranked:
     importance: float  # salience times recency decay
 
 
-def _ranked_memories(user_id: str) -> list[_Ranked]:
-    """All the user's memories, most important first: salience times an exponential recency
-    decay (the memory's own sector rate, per day since it was last seen).
+def _ranked_memories(user_id: str) -> tuple[list[_Ranked], int]:
+    """The user's memories most important first, and how many the user has: salience times
+    an exponential recency decay (the memory's own sector rate, per day since it was last
+    seen). Past RANKED_MEMORIES the database picks that many most important ones first (a
+    user with 200,000 memories was read whole, contents included, every 30 adds); the
+    summarizers draw on fewer (MAX_SOURCE_MEMORIES, or the LLM's input budget).
 
     Ages count back from the user's newest memory rather than from now, so the same memories
     always give the same order (and the same text) however long the user has been away.
@@ -101,32 +109,29 @@ def _ranked_memories(user_id: str) -> list[_Ranked]:
     """
     # Raw rows: Django's converters (a UUID and a datetime per row) cost more than the rest
     # of the ranking. Ids stay as the database holds them, which sort as the UUIDs do.
-    rows = (
-        Memory.objects.for_user(user_id)
-        .order_by()
-        .raw_rows("id", "content", "primary_sector", "salience", "decay_lambda", "last_seen_at")
-    )
-    if not rows:
-        return []
-    seen_at = [_as_datetime(row[5]) for row in rows]
-    newest = max(seen_at)
+    chosen = memories_by_importance(user_id=user_id, at_most=RANKED_MEMORIES)
+    if not chosen.rows:
+        return [], chosen.count
+    seen_at = [_as_datetime(row[5]) for row in chosen.rows]
+    # The user's newest memory, chosen or not (with a low salience it may not be).
+    newest = max(*seen_at, _as_datetime(chosen.newest))
     keyed = []
     for (memory_id, content, sector, salience, decay, _), last_seen in zip(
-        rows, seen_at, strict=True
+        chosen.rows, seen_at, strict=True
     ):
         age = (newest - last_seen).total_seconds()
         score = salience * math.exp(-decay * age / 86400)
         keyed.append(((-score, age, memory_id), _Ranked(memory_id, content, sector, score)))
     keyed.sort(key=lambda pair: pair[0])
-    return [memory for _, memory in keyed]
+    return [memory for _, memory in keyed], chosen.count
 
 
 def _as_datetime(value: object) -> datetime.datetime:
-    """A raw timestamp: PostgreSQL gives a datetime, SQLite the UTC time as ISO text (only
-    differences are taken, so the missing zone does not matter)."""
-    if isinstance(value, datetime.datetime):
-        return value
-    return datetime.datetime.fromisoformat(str(value))
+    """A raw timestamp as an aware datetime: PostgreSQL gives one, SQLite the UTC time as ISO
+    text without a zone."""
+    if not isinstance(value, datetime.datetime):
+        value = datetime.datetime.fromisoformat(str(value))
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
 # --- Sentences about the user ----------------------------------------------------------------
@@ -715,8 +720,8 @@ class ExtractiveSummarizer:
         self.max_words = max_words
 
     def summarize(self, user_id: str) -> Summary:
-        ranked = _ranked_memories(user_id)
-        return Summary(extractive_text(ranked, self.max_words), len(ranked), self.name)
+        ranked, count = _ranked_memories(user_id)
+        return Summary(extractive_text(ranked, self.max_words), count, self.name)
 
 
 # --- LLM -----------------------------------------------------------------------------------
@@ -763,7 +768,7 @@ class LLMSummarizer:
         self.max_words = max_words
 
     def summarize(self, user_id: str) -> Summary:
-        ranked = _ranked_memories(user_id)
+        ranked, count = _ranked_memories(user_id)
         if not ranked:
             return Summary("", 0, self.name)
         try:
@@ -772,8 +777,8 @@ class LLMSummarizer:
             reason = f"llm: {exc.reason}"[:200]
             logger.warning("summary of %s: %s; using the extractive summary", user_id, reason)
             text = extractive_text(ranked, self.max_words)
-            return Summary(text, len(ranked), ExtractiveSummarizer.name, fallback_reason=reason)
-        return Summary(text, len(ranked), self.name)
+            return Summary(text, count, ExtractiveSummarizer.name, fallback_reason=reason)
+        return Summary(text, count, self.name)
 
     def messages(self, ranked: list[_Ranked]) -> list[dict[str, str]]:
         """The prompt: the best distinct memories, most important first, within the input

@@ -14,6 +14,7 @@ from memories.models import Memory
 from memories.services import MemoryInput, memory_create_batch
 from tests.fakes import PROFILE, FakeChat, serve
 from tests.seed import SEED_FACTS
+from users import summarizer
 from users.models import UserSummary
 from users.summarizer import ExtractiveSummarizer, as_sentence, summarize, third_person
 
@@ -241,6 +242,32 @@ def test_summary_takes_two_queries_whatever_the_number_of_memories(db, django_as
     # The memories, then the vectors and tags of the candidates.
     with django_assert_num_queries(2):
         summarize("busy")
+
+
+def test_a_long_history_is_ranked_from_its_most_important_memories(db, monkeypatch):
+    # Past RANKED_MEMORIES the database picks the most important memories first (a user with
+    # 200,000 was read whole for every summary): the same ones, in the same order, as
+    # ranking the whole history, ages counted from the newest memory even when it is not
+    # among them. Two sectors, so that a wrong "newest" would reorder them.
+    contents = [
+        f"I feel so happy about concert number {i}" if i % 2 else f"User lives near hall {i}"
+        for i in range(40)
+    ]
+    ids = seed("long", contents)
+    for i, memory_id in enumerate(ids):
+        salience(memory_id, 0.9 - i / 50)
+        last_seen(memory_id, days_ago=(i * 37) % 90)
+    salience(ids[-1], 0.05)
+    last_seen(ids[-1], days_ago=0)  # the newest, and too unimportant to be chosen
+    whole, _ = summarizer._ranked_memories("long")
+
+    monkeypatch.setattr(summarizer, "RANKED_MEMORIES", 10)
+    top, count = summarizer._ranked_memories("long")
+
+    assert count == 40
+    assert [(m.id, m.importance) for m in top] == [(m.id, m.importance) for m in whole[:10]]
+    assert ids[-1] not in {str(m.id) for m in top}
+    assert summarize("long").memory_count == 40
 
 
 # --- LLM -----------------------------------------------------------------------------------
