@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 
 from core import clock
 from memories.models import Memory
 from memories.services import MemoryInput, memories_decay, memory_create_batch
+from tests.locks import memory_held
 
 
 def salience(memory_id: str) -> float:
@@ -119,25 +119,8 @@ def test_the_decay_pass_skips_rows_a_request_holds_and_decays_them_next_time(add
         pytest.skip("PostgreSQL only: SQLite has one writer at a time, so no row locks")
     held, free = add("Paris is the capital of France")["id"], add("Rome is in Italy")["id"]
     tomorrow = clock.now() + timedelta(days=1)
-    locked, release = threading.Event(), threading.Event()
-
-    def request_holding_the_row() -> None:
-        try:
-            with transaction.atomic():
-                Memory.objects.select_for_update().get(pk=held)
-                locked.set()
-                release.wait(30)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=request_holding_the_row)
-    holder.start()
-    assert locked.wait(10)
-    try:
+    with memory_held(held):
         assert memories_decay(now=tomorrow) == 1  # did not wait for the held row
-    finally:
-        release.set()
-        holder.join()
 
     assert salience(held) == 0.5 and salience(free) < 0.5
     assert memories_decay(now=tomorrow) == 1

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from memories.models import Memory
 from memories.selectors import memory_query
 from memories.services import MemoryInput, memory_create_batch
 from memories.tasks import index_vectors
+from tests.locks import memory_held
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="pgvector backend runs on PostgreSQL only"
@@ -135,27 +134,9 @@ def test_the_indexer_leaves_a_memory_being_edited_or_deleted_for_its_next_run(
         held = add("Tunes old pianos in the village hall", user_id="tuner")["id"]
         add("Sings in a barbershop quartet", user_id="tuner")
     assert vectors_pending(api) == 2
-    locked, release = threading.Event(), threading.Event()
-
-    def edit_in_progress() -> None:
-        try:
-            with transaction.atomic():
-                Memory.objects.select_for_update().get(pk=held)
-                locked.set()
-                release.wait(30)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=edit_in_progress)
-    holder.start()
-    assert locked.wait(10)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '5s'")  # waiting would fail, not hang
+    with memory_held(held), connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '5s'")  # waiting would fail, not hang
         assert index_vectors.apply().get() == 1
-    finally:
-        release.set()
-        holder.join()
 
     assert vectors_pending(api) == 1
     assert api.delete(f"/memory/{held}").status_code in (200, 204)
