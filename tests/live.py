@@ -97,6 +97,21 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
     return False
 
 
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """Stops them all at once (each takes a moment to shut down), killing any still running
+    after 15 s: a loaded machine can keep beat saving its schedule past the wait; the test's
+    checks have run by now, and a process left behind would hold the test database open for
+    the next one."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
 class Deployment:
     """gunicorn, Celery worker and beat processes sharing the test database and a private
     queue. Without CELERY_BROKER_URL in `env` tasks run in-process, as in `make run`."""
@@ -162,14 +177,4 @@ class Deployment:
         return self._celery("beat", "--max-interval", "1", "--pidfile=", migrate=migrate, **env)
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                # A loaded machine can keep beat saving its schedule past the wait; the test's
-                # checks have run by now, and a process left behind would hold the test
-                # database open for the next one.
-                process.kill()
-                process.wait(timeout=15)
+        stop_processes(self.processes)

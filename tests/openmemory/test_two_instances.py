@@ -24,6 +24,7 @@ from tests.live import (
     fresh_database,
     missing_service,
     redis_problem,
+    stop_processes,
     wait_for,
 )
 
@@ -112,11 +113,7 @@ class Cluster:
         return empty()
 
     def stop(self) -> None:
-        processes = self.a.processes + self.b.processes
-        for process in processes:  # all at once: each takes a moment to shut down
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=15)
+        stop_processes(self.a.processes + self.b.processes)
 
 
 @pytest.fixture
