@@ -61,23 +61,31 @@ def run_soon(
         _run_then(task_name, args or [], on_failure)
 
 
-def send(task_name: str, args: list | None = None, *, countdown: float = 0.0) -> bool:
+def send(
+    task_name: str,
+    args: list | None = None,
+    *,
+    countdown: float = 0.0,
+    on_failure: Callable[[], None] | None = None,
+) -> bool:
     """Hands a registered task to the background by name, to start `countdown` seconds from
     now: the embedded scheduler (run_soon) without a broker, a Celery worker through the
-    broker otherwise. Returns False, after logging it, when the broker could not be
-    reached: callers whose work a periodic task catches up with carry on."""
+    broker otherwise. When the broker cannot be reached it logs that, runs `on_failure` and
+    returns False; without a broker `on_failure` runs after the task failed (run_soon)."""
     if embedded():
         if countdown > 0 and running():
-            timer = threading.Timer(countdown, run_soon, (task_name, args))
+            timer = threading.Timer(countdown, run_soon, (task_name, args, on_failure))
             timer.daemon = True
             timer.start()
         else:
-            run_soon(task_name, args)
+            run_soon(task_name, args, on_failure)
         return True
     try:
         current_app.send_task(task_name, args=args or [], countdown=countdown or None)
     except Exception as exc:  # kombu raises several types for an unreachable broker
         logger.warning("could not enqueue %s (%s); its periodic run will catch up", task_name, exc)
+        if on_failure is not None:
+            on_failure()
         return False
     return True
 

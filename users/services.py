@@ -18,7 +18,6 @@ from memories.services import memories_delete_for_user, memories_note_retrieved
 from users import summarizer
 from users.models import UserSummary
 from users.selectors import user_summary_stored
-from users.tasks import regenerate_user_summary
 
 logger = logging.getLogger("openmemory")
 
@@ -87,19 +86,12 @@ def _enqueue_regeneration(user_id: str) -> None:
         UserSummary.objects.filter(user_id=user_id).update(queued_at=None)
 
     def send() -> None:
-        # Both paths send only_if_stale=True: a change already summarised elsewhere (on
-        # demand, on another app server) is skipped, not rebuilt (user_summary_refresh).
-        if scheduler.embedded():
-            # Without a broker, on the embedded scheduler's thread when one runs: the add
-            # that reached the interval answers without waiting for the summary. If it fails
-            # (a busy database past its retries), the sweep is left to do it.
-            scheduler.run_soon(REGENERATE_TASK, [user_id, True], on_failure=unqueue)
-            return
-        try:
-            regenerate_user_summary.delay(user_id, True)
-        except Exception as exc:  # kombu raises several types for an unreachable broker
-            logger.warning("could not enqueue summary of %s (%s); the sweep will", user_id, exc)
-            unqueue()
+        # only_if_stale=True: a change already summarised elsewhere (on demand, on another app
+        # server) is skipped, not rebuilt (user_summary_refresh). Without a broker it runs on
+        # the embedded scheduler's thread when one runs, so the add that reached the interval
+        # answers without waiting for the summary. If it fails (a busy database past its
+        # retries) or cannot be sent, the queue mark is cleared and the sweep does it.
+        scheduler.send(REGENERATE_TASK, [user_id, True], on_failure=unqueue)
 
     transaction.on_commit(send)
 

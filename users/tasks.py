@@ -8,17 +8,17 @@ from celery import shared_task
 
 from core.exceptions import NotFound
 from core.tasks import RELIABLE
-
-# users.services enqueues these tasks (it imports this module), so each task imports the
-# service it runs when it runs.
+from users.services import (
+    user_summaries_refresh_stale,
+    user_summary_refresh,
+    user_summary_regenerate,
+)
 
 
 @shared_task(**RELIABLE)
 def regenerate_user_summary(user_id: str, only_if_stale: bool = False) -> None:
     """`only_if_stale`: sent by the services' own scheduling (interval, edit, sweep), which
     must rebuild once per change; an operator's request (the admin action) always rebuilds."""
-    from users.services import user_summary_refresh, user_summary_regenerate
-
     # NotFound: the user's memories were deleted before the task ran; nothing to summarise.
     with contextlib.suppress(NotFound):
         if only_if_stale:
@@ -29,6 +29,4 @@ def regenerate_user_summary(user_id: str, only_if_stale: bool = False) -> None:
 
 @shared_task(**RELIABLE)
 def refresh_stale_summaries() -> int:
-    from users.services import user_summaries_refresh_stale
-
     return user_summaries_refresh_stale()

@@ -14,6 +14,7 @@ from django_celery_beat.models import PeriodicTask
 
 from memories.models import Memory
 from memories.services import memory_create
+from openmemory.celery import app as celery_app
 from tests.fakes import PROFILE, FakeChat, serve
 from tests.live import wait_for
 from tests.plans import assert_uses_index
@@ -185,3 +186,21 @@ def test_an_add_creates_the_summary_row_with_the_models_defaults(add):
             assert getattr(created, field.name) == getattr(expected, field.name), field.name
     # A first memory makes the first summary due at once: it is queued.
     assert created.created_at is not None and created.queued_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_add_stands_when_the_broker_is_down_and_leaves_its_summary_to_the_sweep(
+    add, settings, monkeypatch
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a broker is configured...
+
+    def down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(celery_app, "send_task", down)  # ...and cannot be reached
+
+    add("Plays the oboe in a wind quintet", user_id="oboist")
+
+    summary = UserSummary.objects.get(user_id="oboist")
+    assert (summary.stale, summary.queued_at) == (True, None)  # the sweep may queue it again
+    assert Memory.objects.filter(user_id="oboist").count() == 1
