@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,12 +132,17 @@ def clear() -> None:
 
 
 def columns(
-    *, user_id: str | None, scope: MemoryQuerySet, model_id: str, dim: int, fits
+    *,
+    user_id: str | None,
+    scope: MemoryQuerySet,
+    model_id: str,
+    dim: int,
+    fits: Callable[[int], bool],
 ) -> Columns | None:
     """The columns of `scope` (all of `user_id`'s memories), from this process's copy when
     the user's token still matches, else read once and kept. A copy whose token matches but
     that lacks memories added since reads only those. None when caching is off or
-    `fits(scope)` says the scope is too large to read whole."""
+    `fits(count)` says the scope's count of memories is too large to read whole."""
     if not settings.OM_SEARCH_CACHE_MB:
         return None
     # The token is read before the rows: a write landing in between makes the copy look
@@ -152,7 +157,7 @@ def columns(
         entry = _extended(entry, user_id, scope, model_id, dim)
     else:
         entry = None
-    if entry is None and fits(scope):
+    if entry is None and fits(count):
         entry = _load(scope, model_id, dim, tokens)
     _cache.put(key, entry)
     return entry

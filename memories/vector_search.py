@@ -77,8 +77,8 @@ class VectorSearchBackend(Protocol):
         the caller knows it is not (a list of ids), so its size is not checked."""
         ...
 
-    def can_scan(self, scope: MemoryQuerySet) -> bool:
-        """Whether `scope` is small enough to read whole."""
+    def can_scan(self, size: int) -> bool:
+        """Whether a scope of `size` memories is small enough to read whole."""
         ...
 
     def pending(self, dim: int) -> bool:
@@ -125,7 +125,7 @@ class PortableBackend:
             sims[usable] = matrix @ vector
         return [(*row[:6], float(sim)) for row, sim in zip(rows, sims, strict=True)]
 
-    def can_scan(self, scope: MemoryQuerySet) -> bool:
+    def can_scan(self, size: int) -> bool:
         return True
 
     def pending(self, dim: int) -> bool:
@@ -226,8 +226,8 @@ class PgvectorBackend:
         rows = _epochs(scope).annotate(similarity=similarity).raw_rows(*_SCAN_COLUMNS, "similarity")
         return [(*row[:-1], float(row[-1])) for row in rows]
 
-    def can_scan(self, scope: MemoryQuerySet) -> bool:
-        return not self._scope_is_large(scope)
+    def can_scan(self, size: int) -> bool:
+        return size < settings.OM_HNSW_MIN_SCOPE
 
     def pending(self, dim: int) -> bool:
         return dim == HNSW_DIM  # other dimensions are never in the graph

@@ -44,6 +44,19 @@ def test_query_returns_the_documented_shape(seed_user, api):
     assert isinstance(match["last_seen_at"], int)
 
 
+def test_each_match_shows_its_own_tags_sorted_by_name(add, query):
+    add("Plays chess on Sundays", user_id="u1", tags=["weekend", "games", "chess"])
+    add("Plays chess online at night", user_id="u1")
+    add("Plays chess in the park", user_id="u2", tags=["outdoor"])
+
+    tags = {m["content"]: m["tags"] for m in query("plays chess", user_id="u1")}
+
+    assert tags == {
+        "Plays chess on Sundays": ["chess", "games", "weekend"],
+        "Plays chess online at night": [],
+    }
+
+
 def test_best_match_comes_first_and_scores_are_in_unit_range(seed_user, query):
     matches = query("dark mode", user_id="user_123")
 

@@ -43,8 +43,9 @@ def test_a_duplicate_add_is_four_statements(history, add):
 
 
 def test_a_query_is_four_statements_then_two(history, query):
-    """Cold: the revision check, the whole scope (once), the query's words, the answer's
-    rows and tags. Warm, same answer: the revision check and the words."""
+    """Cold: the revision check (which also counts the scope, telling whether it is small
+    enough to read whole), the whole scope (once), the query's words, the answer's rows with
+    their tags. Warm, same answer: the revision check and the words."""
     search_cache.clear()
     with CaptureQueriesContext(connection) as cold:
         query("climbing quarry", user_id="sam", k=5)
@@ -52,12 +53,10 @@ def test_a_query_is_four_statements_then_two(history, query):
         query("climbing quarry", user_id="sam", k=5)
     with CaptureQueriesContext(connection) as other:
         query("pizza with Sam", user_id="sam", k=5)
-    # PostgreSQL first checks (a bounded count) that the scope is small enough to read whole.
-    cold_expected = 6 if connection.vendor == "postgresql" else 5
-    assert len(statements(cold)) == cold_expected, statements(cold)
+    assert len(statements(cold)) == 4, statements(cold)
     assert len(statements(warm)) == 2, statements(warm)
-    # Another question: the answer's memories not yet shown are read (rows and tags).
-    assert len(statements(other)) <= 4, statements(other)
+    # Another question: the answer's memories not yet shown are read.
+    assert len(statements(other)) <= 3, statements(other)
 
 
 def test_a_narrowed_query_skips_the_cache(history, query):
