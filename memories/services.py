@@ -24,7 +24,15 @@ from core.write_queue import queued_write
 from memories import revisions
 from memories.embeddings import embed_one, get_provider
 from memories.lexical import index_terms, reindex_terms
-from memories.models import EpochDays, Memory, PendingVector, Tag, as_uuid, insert_rows
+from memories.models import (
+    EpochDays,
+    Memory,
+    PendingVector,
+    Tag,
+    as_uuid,
+    insert_instances,
+    insert_rows,
+)
 from memories.sectors import SECTORS, classify
 from memories.selectors import memory_get
 from memories.signals import (
@@ -208,7 +216,7 @@ def _store_batch(
     # wait for each other instead of deadlocking.
     _place([memory for memory, _ in new_rows], also=[memory.user_id for memory in seen_again])
     if new_rows:
-        Memory.objects.bulk_create([memory for memory, _ in new_rows])
+        insert_instances([memory for memory, _ in new_rows])
         _attach_tags(new_rows)
         index_terms(indexed)
         _queue_for_index([memory for memory, _ in new_rows])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memories.models import Memory
+from memories.models import COPY_FROM_ROWS, Memory
 
 
 def test_add_answers_200_with_id_and_sectors(api):
@@ -96,6 +96,34 @@ def test_batch_adds_in_order_and_dedupes_within_the_batch(api):
     assert ids[3] != ids[0]
     assert Memory.objects.count() == 3
     assert list(Memory.objects.get(pk=ids[0]).tags.values_list("name", flat=True)) == ["drinks"]
+
+
+def test_a_large_batch_is_stored_as_single_adds_are(api, query):
+    """More rows than COPY_FROM_ROWS: on PostgreSQL the memories, their words and their tags
+    go in through COPY rather than INSERT."""
+    items = [
+        {
+            "content": f"Visited lighthouse number {n} on the {('north', 'south')[n % 2]} coast",
+            "user_id": "u1",
+            "tags": ["travel", f"coast-{n % 2}"],
+            "metadata": {"n": n, "note": "tab\tand\nnewline and \\ backslash"},
+        }
+        for n in range(COPY_FROM_ROWS + 20)
+    ]
+
+    response = api.post("/memory/add/batch", {"items": items}, format="json")
+
+    assert response.status_code == 201
+    stored = api.get(f"/memory/{response.json()['ids'][7]}").json()
+    assert stored["content"] == "Visited lighthouse number 7 on the south coast"
+    assert stored["metadata"] == {"n": 7, "note": "tab\tand\nnewline and \\ backslash"}
+    assert stored["tags"] == ["coast-1", "travel"]
+    assert Memory.objects.for_user("u1").count() == COPY_FROM_ROWS + 20
+    best = query("lighthouse number 42", user_id="u1", k=1)[0]
+    assert best["content"] == "Visited lighthouse number 42 on the north coast"
+    assert best["tags"] == ["coast-0", "travel"]
+    again = api.post("/memory/add", items[3], format="json").json()
+    assert again["deduplicated"] is True
 
 
 def test_batch_is_all_or_nothing(api):
