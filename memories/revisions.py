@@ -45,6 +45,41 @@ def _upsert(user_id: str | None, added: int, *, new_token: bool = True) -> int:
         return int(cursor.fetchone()[0])
 
 
+def _upsert_many(counts: dict[str, int], changed: set[str | None]) -> dict[str, int]:
+    """_upsert for several users (never the shared pool) in two statements whatever their
+    number, rows taken in sorted order as one by one: a batch spread over many users cost
+    two statements per user before. First the scopes seen for the first time (after their
+    highest stored place, with a new token), then every scope's places and, for the users
+    in `changed`, token; returns each user's last place now taken."""
+    users = sorted(counts)
+    rows = ", ".join(["(%s, %s)"] * len(users))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_TABLE} (scope, revision, last_position) "
+            f"SELECT column1, column2, COALESCE((SELECT MAX(position) FROM {_MEMORIES} "
+            f"WHERE user_id = column1), 0) FROM (VALUES {rows}) AS new_scopes WHERE true "
+            "ON CONFLICT (scope) DO NOTHING",
+            [value for user_id in users for value in (user_id, _token())],
+        )
+        # Every row exists now, so each goes through DO UPDATE: a revision of 0 there means
+        # "keep the token" (tokens are positive).
+        rows = ", ".join(["(%s, %s, %s)"] * len(users))
+        cursor.execute(
+            f"INSERT INTO {_TABLE} (scope, revision, last_position) VALUES {rows} "
+            "ON CONFLICT (scope) DO UPDATE SET "
+            f"revision = CASE WHEN excluded.revision > 0 THEN excluded.revision "
+            f"ELSE {_TABLE}.revision END, "
+            f"last_position = {_TABLE}.last_position + excluded.last_position "
+            "RETURNING scope, last_position",
+            [
+                value
+                for user_id in users
+                for value in (user_id, _token() if user_id in changed else 0, counts[user_id])
+            ],
+        )
+        return {scope: int(last) for scope, last in cursor.fetchall()}
+
+
 def claim_positions(
     counts: dict[str | None, int], *, changed: Iterable[str | None] = ()
 ) -> dict[str | None, int]:
@@ -55,18 +90,27 @@ def claim_positions(
     New memories alone leave the user's token as it is: a cached copy of the user's
     memories (memories/search_cache.py) then reads only the rows placed after its last one
     rather than everything again. The users in `changed`, whose stored memories this write
-    also changes, get a new token, as every other write gives them (touch)."""
+    also changes, get a new token, as every other write gives them (touch).
+
+    Rows are locked in one order by every write (the shared pool first, then users sorted),
+    so concurrent writes wait for each other instead of deadlocking."""
     changed = set(changed)
-    return {
-        user_id: _upsert(user_id, n, new_token=user_id in changed) - n + 1
-        for user_id, n in sorted(counts.items(), key=lambda item: str(item[0]))
-    }
+    last = {}
+    if None in counts:
+        last[None] = _upsert(None, counts[None], new_token=None in changed)
+    users = {user_id: n for user_id, n in counts.items() if user_id is not None}
+    if len(users) == 1:
+        ((user_id, n),) = users.items()
+        last[user_id] = _upsert(user_id, n, new_token=user_id in changed)
+    elif users:
+        last.update(_upsert_many(users, changed))
+    return {user_id: last[user_id] - n + 1 for user_id, n in counts.items()}
 
 
 def touch(user_ids: Iterable[str | None]) -> None:
     """A new token for each user's scope: their memories changed (edit, delete, salience)."""
-    for user_id in sorted(set(user_ids), key=str):
-        _upsert(user_id, 0)
+    user_ids = set(user_ids)
+    claim_positions(dict.fromkeys(user_ids, 0), changed=user_ids)
 
 
 def touch_all() -> None:

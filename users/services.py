@@ -32,49 +32,63 @@ def user_summary_note_added(*, counts: dict[str, int]) -> None:
     """Counts new memories per user inside the caller's transaction and, when a user reaches
     the interval (or gets a first memory), enqueues one regeneration after commit.
 
-    One upsert per user (a second UPDATE only when a regeneration falls due). The upsert
-    locks the row (on PostgreSQL; SQLite transactions are IMMEDIATE, so writers are
+    One upsert for all the users (a second UPDATE only when regenerations fall due). The
+    upsert locks the rows (on PostgreSQL; SQLite transactions are IMMEDIATE, so writers are
     serialised anyway) until commit, so concurrent adds for one user take turns here:
     exactly one of them sees the interval reached and claims `queued_at`, which keeps the
     later ones from enqueuing it again.
     """
+    if not counts:
+        return
     now = clock.now()
-    for user_id in sorted(counts):  # a fixed lock order avoids deadlocks between batches
-        pk, pending, reflections, queued_at = _count_added(user_id, counts[user_id], now)
-        due = reflections == 0 or pending >= settings.OM_USER_SUMMARY_INTERVAL
-        if due and (queued_at is None or now - queued_at >= QUEUE_EXPIRY):
-            UserSummary.objects.filter(pk=pk).update(queued_at=now)
+    due = [
+        (pk, user_id)
+        for user_id, (pk, pending, reflections, queued_at) in _count_added(counts, now).items()
+        if (reflections == 0 or pending >= settings.OM_USER_SUMMARY_INTERVAL)
+        and (queued_at is None or now - queued_at >= QUEUE_EXPIRY)
+    ]
+    if due:
+        UserSummary.objects.filter(pk__in=[pk for pk, _ in due]).update(queued_at=now)
+        for _, user_id in due:
             _enqueue_regeneration(user_id)
 
 
 _SUMMARY_TABLE = UserSummary._meta.db_table
 # Every column of a new row (raw SQL applies no model defaults): counters at `added`,
-# everything else as the model's defaults.
+# everything else as the model's defaults. {rows}: one "(%s, %s, %s)" per user.
 _COUNT_ADDED = (
     f"INSERT INTO {_SUMMARY_TABLE} (user_id, summary, reflection_count, memory_count, "
     "pending_memories, stale, invalidated, generation, summarized_generation, memories_added, "
     "edited_generation, provider, fallback_reason, created_at) "
-    "VALUES (%s, '', 0, 0, %s, %s, %s, %s, 0, %s, 0, '', '', %s) "
+    "SELECT column1, '', 0, 0, column2, %s, %s, column2, 0, column2, 0, '', '', column3 "
+    "FROM (VALUES {rows}) AS added WHERE true "
     "ON CONFLICT (user_id) DO UPDATE SET "
     f"pending_memories = {_SUMMARY_TABLE}.pending_memories + excluded.pending_memories, "
     f"memories_added = {_SUMMARY_TABLE}.memories_added + excluded.memories_added, "
     f"generation = {_SUMMARY_TABLE}.generation + excluded.generation, stale = excluded.stale "
-    "RETURNING id, pending_memories, reflection_count, queued_at"
+    "RETURNING user_id, id, pending_memories, reflection_count, queued_at"
 )
 
 
-def _count_added(user_id: str, added: int, now) -> tuple[int, int, int, object]:
-    """Adds `added` to the user's counters and marks the summary stale (creating the row),
-    in one statement; returns (pk, pending_memories, reflection_count, queued_at)."""
+def _count_added(counts: dict[str, int], now) -> dict[str, tuple[int, int, int, object]]:
+    """Adds each user's count to their counters and marks their summary stale (creating the
+    row), in one statement, rows taken in sorted order (a fixed lock order avoids deadlocks
+    between batches); returns {user_id: (pk, pending_memories, reflection_count,
+    queued_at)}."""
     created = connection.ops.adapt_datetimefield_value(now)
+    users = sorted(counts)
+    params = [True, False] + [v for user_id in users for v in (user_id, counts[user_id], created)]
     with connection.cursor() as cursor:
-        cursor.execute(_COUNT_ADDED, [user_id, added, True, False, added, added, created])
-        pk, pending, reflections, queued_at = cursor.fetchone()
-    if isinstance(queued_at, str):
-        queued_at = datetime.fromisoformat(queued_at)
-    if queued_at is not None and queued_at.tzinfo is None:  # SQLite: naive UTC
-        queued_at = queued_at.replace(tzinfo=UTC)
-    return pk, pending, reflections, queued_at
+        cursor.execute(_COUNT_ADDED.format(rows=", ".join(["(%s, %s, %s)"] * len(users))), params)
+        rows = cursor.fetchall()
+    counted = {}
+    for user_id, pk, pending, reflections, queued_at in rows:
+        if isinstance(queued_at, str):
+            queued_at = datetime.fromisoformat(queued_at)
+        if queued_at is not None and queued_at.tzinfo is None:  # SQLite: naive UTC
+            queued_at = queued_at.replace(tzinfo=UTC)
+        counted[user_id] = (pk, pending, reflections, queued_at)
+    return counted
 
 
 def _enqueue_regeneration(user_id: str) -> None:

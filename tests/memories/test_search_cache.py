@@ -3,6 +3,8 @@ once, in this process and across gunicorn workers, and never cross users."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -57,6 +59,30 @@ def test_repeated_queries_read_the_scope_once(alice, query):
         query("river", user_id="alice")
     assert scans(first) == 1
     assert scans(second) == 0
+
+
+def test_a_batch_over_several_users_extends_each_copy_with_its_own_memories(alice, api, query):
+    """The batch takes places for all its users at once (memories/revisions.py): each
+    user's new memories come after that user's earlier ones, in batch order."""
+    query("cat", user_id="alice")
+    items = [
+        {"content": "Alice bought a kayak", "user_id": "alice"},
+        {"content": "Bo bought a kayak", "user_id": "bo"},
+        {"content": "Alice paddled to the island", "user_id": "alice"},
+        {"content": "Cy sold a kayak", "user_id": "cy"},
+    ]
+    added = api.post("/memory/add/batch", {"items": items}, format="json").json()["ids"]
+
+    with CaptureQueriesContext(connection) as captured:
+        found = ids(query("kayak island", user_id="alice", k=10))
+
+    assert (scans(captured), extensions(captured)) == (0, 1)
+    assert set(found) == set(alice) | {added[0], added[2]}
+    positions = dict(Memory.objects.for_user("alice").values_list("pk", "position"))
+    assert sorted(positions.values()) == [1, 2, 3, 4, 5]
+    assert positions[uuid.UUID(added[2])] == 5
+    assert ids(query("kayak", user_id="bo")) == [added[1]]
+    assert ids(query("kayak", user_id="cy")) == [added[3]]
 
 
 @pytest.mark.django_db

@@ -15,6 +15,7 @@ from django_celery_beat.models import PeriodicTask
 from memories.models import Memory
 from memories.services import memory_create
 from openmemory.celery import app as celery_app
+from tests.callbacks import regenerations
 from tests.fakes import PROFILE, FakeChat, serve
 from tests.live import wait_for
 from tests.plans import assert_uses_index
@@ -186,6 +187,34 @@ def test_an_add_creates_the_summary_row_with_the_models_defaults(add):
             assert getattr(created, field.name) == getattr(expected, field.name), field.name
     # A first memory makes the first summary due at once: it is queued.
     assert created.created_at is not None and created.queued_at is not None
+
+
+def test_a_batch_over_several_users_counts_each_and_queues_those_due(
+    add, api, settings, django_capture_on_commit_callbacks
+):
+    settings.OM_USER_SUMMARY_INTERVAL = 3
+    add("Likes tea", user_id="u1")  # u1's first summary is queued by this add
+    UserSummary.objects.filter(user_id="u1").update(queued_at=None, reflection_count=1)
+    items = [
+        {"content": "Likes jazz", "user_id": "u1"},
+        {"content": "Owns a bike", "user_id": "u2"},
+        {"content": "Likes chess", "user_id": "u1"},
+        {"content": "Likes tea", "user_id": "u1"},  # a duplicate: not counted
+        {"content": "Likes rain", "user_id": "u3"},
+    ]
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert api.post("/memory/add/batch", {"items": items}, format="json").status_code == 201
+
+    summaries = {s.user_id: s for s in UserSummary.objects.all()}
+    assert {u: (s.pending_memories, s.memories_added) for u, s in summaries.items()} == {
+        "u1": (3, 3),
+        "u2": (1, 1),
+        "u3": (1, 1),
+    }
+    # u1 reached the interval; u2 and u3 got their first memory: all three are queued.
+    assert all(s.queued_at is not None for s in summaries.values())
+    assert len(regenerations(callbacks)) == 3
 
 
 @pytest.mark.django_db(transaction=True)

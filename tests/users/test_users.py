@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from memories.models import Memory
+from tests.callbacks import regenerations
 from tests.seed import SEED_FACTS
 from users.models import UserSummary
 
@@ -72,12 +73,6 @@ def test_regenerate_counts_reflections(user_123, api):
     assert body["ok"] is True and body["user_id"] == "user_123"
     assert body["reflection_count"] == before + 1
     assert "TypeScript" in body["summary"]
-
-
-def regenerations(callbacks: list) -> list:
-    """Of an add's after-commit callbacks, those that enqueue a summary regeneration (on
-    PostgreSQL an add also asks for the vector indexer)."""
-    return [c for c in callbacks if "_enqueue_regeneration" in c.__qualname__]
 
 
 def test_first_memory_creates_a_summary_after_commit(add, django_capture_on_commit_callbacks):
