@@ -82,7 +82,7 @@ def rank_hybrid(
     of `scope` as the search cache holds them; `large` says `scope` is known to be too large
     to read whole.
 
-    A scope too large to read whole (at least OM_HNSW_MIN_SCOPE memories: a giant user,
+    A scope too large to read whole (more than OM_HNSW_MIN_SCOPE memories: a giant user,
     everyone's memories) and not narrowed is ranked by _rank_large instead, whose cost
     depends on k and the query, not on the scope's size."""
     backend = get_backend()

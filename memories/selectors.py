@@ -17,7 +17,7 @@ from memories import lexical, search_cache
 from memories.embeddings import embed_query, get_provider
 from memories.models import EpochDays, Memory, PendingVector, Tag
 from memories.ranking import rank_hybrid, rank_vector
-from memories.vector_search import get_backend
+from memories.vector_search import get_backend, scope_is_large
 
 
 def memory_get(
@@ -84,7 +84,7 @@ def memory_query(
     if settings.OM_RANKING == "hybrid":
         narrowed = bool(sector or tags)
         # A scope measured large a moment ago skips the small scopes' cache and reads.
-        large = not narrowed and (lexical.known_size(user_id) or 0) >= settings.OM_HNSW_MIN_SCOPE
+        large = not narrowed and scope_is_large(lexical.known_size(user_id) or 0)
         if user_id is not ALL_USERS and not narrowed and not large:
             columns = search_cache.columns(
                 user_id=user_id,

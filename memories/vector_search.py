@@ -227,7 +227,7 @@ class PgvectorBackend:
         return [(*row[:-1], float(row[-1])) for row in rows]
 
     def can_scan(self, size: int) -> bool:
-        return size < settings.OM_HNSW_MIN_SCOPE
+        return not scope_is_large(size)
 
     def pending(self, dim: int) -> bool:
         return dim == HNSW_DIM  # other dimensions are never in the graph
@@ -267,6 +267,12 @@ class PgvectorBackend:
         # Bounded count: stops reading after the threshold instead of counting everything.
         limit = settings.OM_HNSW_MIN_SCOPE
         return scope.order_by().values("pk")[limit : limit + 1].exists()
+
+
+def scope_is_large(size: int) -> bool:
+    """Whether a scope of `size` memories is searched through the HNSW index (on PostgreSQL)
+    rather than read whole: more than OM_HNSW_MIN_SCOPE, the one threshold every path uses."""
+    return size > settings.OM_HNSW_MIN_SCOPE
 
 
 @functools.cache
