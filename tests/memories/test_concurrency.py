@@ -99,10 +99,11 @@ base, key, client, batches, size, pool, users = sys.argv[1], sys.argv[2], *map(i
 rng = random.Random(client)
 ids = {}
 for b in range(batches):
-    contents = [f"Imported fact {n} about the giant" for n in rng.sample(range(pool), size)]
+    numbers = rng.sample(range(pool), size)
+    contents = [f"Imported fact {n} about the giant" for n in numbers]
     body = {"items": [
-        {"content": c, "user_id": f"giant{int(c.split()[2]) % users}", "tags": ["import"]}
-        for c in contents
+        {"content": c, "user_id": f"giant{n % users}", "tags": ["import"]}
+        for n, c in zip(numbers, contents)
     ]}
     request = urllib.request.Request(
         base + "/memory/add/batch", json.dumps(body).encode(), method="POST",
