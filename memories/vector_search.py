@@ -20,6 +20,18 @@ from memories.models import Memory, MemoryQuerySet, PendingVector, as_uuid
 # The HNSW index is built on this cast (see migration 0002); only queries that order by the
 # same expression can use it, so the exact path below can never be hijacked by the index.
 HNSW_DIM = 384
+HNSW_INDEX = "memory_embedding_hnsw_384"
+# What pgvector's build holds per 384-d memory (m = 16): 64 MB held 28,365 of them. The
+# default for a build is that much per memory, no more than BUILD_MB_CAP: the database's own
+# memory is not the app's to know, and a larger build is slower, not wrong.
+_BUILD_BYTES_PER_MEMORY = 2_400
+BUILD_MB_CAP = 4_096
+# As migration 0011 created it, built concurrently: adds and queries go on meanwhile.
+_CREATE_HNSW = (
+    f"CREATE INDEX CONCURRENTLY {HNSW_INDEX} ON {Memory._meta.db_table} "
+    f"USING hnsw ((embedding::vector({HNSW_DIM})) vector_cosine_ops) "
+    f"WHERE embedding_dim = {HNSW_DIM} AND NOT vector_pending"
+)
 
 
 # What scan() returns for each memory, after its key: whose it is, its place in its user's
@@ -91,6 +103,18 @@ class VectorSearchBackend(Protocol):
         returns how many."""
         ...
 
+    def drop_index(self) -> None:
+        """Drops the approximate index (outside a transaction). Until create_index, memories
+        leave the pending queue without joining an index, and large scopes are ranked
+        exactly: slower, never wrong."""
+        ...
+
+    def create_index(self, *, memory_mb: int | None = None) -> None:
+        """Builds the approximate index in one pass over the memories not pending, with up
+        to `memory_mb` of the database's memory (by default what the graph needs, up to
+        BUILD_MB_CAP), outside a transaction."""
+        ...
+
 
 class PortableBackend:
     """Exact cosine ranking in numpy over the scope's vectors; works on any database."""
@@ -133,6 +157,12 @@ class PortableBackend:
 
     def index_pending(self, limit: int) -> int:
         return 0
+
+    def drop_index(self) -> None:
+        pass  # no index to drop
+
+    def create_index(self, *, memory_mb: int | None = None) -> None:
+        pass
 
     @staticmethod
     def _vectors(scope: MemoryQuerySet, dim: int) -> tuple[list, np.ndarray]:
@@ -255,6 +285,23 @@ class PgvectorBackend:
                 [limit],
             )
             return cursor.fetchone()[0]
+
+    def drop_index(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {HNSW_INDEX}")
+
+    def create_index(self, *, memory_mb: int | None = None) -> None:
+        # A graph that outgrows maintenance_work_mem is built far more slowly (pgvector says
+        # so in a notice); the setting is this session's only, reset whatever happens.
+        if memory_mb is None:
+            size = Memory.objects.filter(embedding_dim=HNSW_DIM, vector_pending=False).count()
+            memory_mb = min(BUILD_MB_CAP, max(64, size * _BUILD_BYTES_PER_MEMORY // 2**20 + 1))
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET maintenance_work_mem = '{int(memory_mb)}MB'")
+            try:
+                cursor.execute(_CREATE_HNSW)
+            finally:
+                cursor.execute("RESET maintenance_work_mem")
 
     @staticmethod
     def _nearest(

@@ -1,0 +1,158 @@
+"""manage.py vector_index: the HNSW index built in one pass after an import, or dropped."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from memories.selectors import memory_query
+from memories.tasks import index_vectors
+from memories.vector_search import HNSW_INDEX
+
+on_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the HNSW index exists on PostgreSQL only"
+)
+on_sqlite = pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's no-op")
+
+TOPICS = ["coffee", "hiking", "python", "jazz", "chess", "sailing", "painting", "yoga"]
+
+
+def vector_index(*args: str) -> str:
+    out = io.StringIO()
+    call_command("vector_index", *args, stdout=out)
+    return out.getvalue()
+
+
+def index_definition() -> tuple[str, bool] | None:
+    """The index's definition and whether PostgreSQL may use it, or None when it is absent."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+            [HNSW_INDEX],
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def plan_of_unfiltered_search(text: str) -> str:
+    with CaptureQueriesContext(connection) as captured:
+        memory_query(query=text, k=5)
+    search_sql = next(q["sql"] for q in captured if "<=>" in q["sql"])
+    with connection.cursor() as cursor:
+        # At this size a scan and a sort are cheaper; with both off the planner takes the
+        # index whenever the query can use it (see test_pgvector.py).
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute("SET enable_sort = off")
+        try:
+            cursor.execute("EXPLAIN " + search_sql)
+            return "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("RESET enable_seqscan")
+            cursor.execute("RESET enable_sort")
+
+
+def vectors_pending(api) -> int:
+    return api.get("/health").json()["vectors_pending"]
+
+
+@pytest.fixture
+def as_migrated(transactional_db, monkeypatch) -> tuple[str, bool]:
+    """The index's definition as the migrations made it; it is put back whatever the test
+    did. Adds hand the indexer to a background (as in a server) that never runs it here, so
+    the memories a test adds stay pending."""
+    monkeypatch.setattr("core.scheduler.running", lambda: True)
+    monkeypatch.setattr("core.scheduler.run_soon", lambda *args, **kwargs: None)
+    migrated = index_definition()
+    assert migrated is not None and migrated[1]
+    yield migrated
+    if index_definition() != migrated:
+        vector_index("build")
+
+
+def add_crowd(add, count: int) -> None:
+    for i in range(count):
+        add(f"Memory {i}: enjoys {TOPICS[i % 8]} and {TOPICS[(i * 3) % 8]}", user_id=f"u{i % 4}")
+
+
+@on_postgres
+def test_a_build_takes_in_every_pending_memory_in_one_pass(as_migrated, api, add, settings):
+    settings.OM_HNSW_MIN_SCOPE = 10  # the unfiltered search takes the large-scope path
+    add_crowd(add, 40)
+    keeper = add("The lighthouse keeper collects antique brass telescopes", user_id="keeper")
+    assert vectors_pending(api) == 41
+
+    output = vector_index("build")
+
+    assert "41 memories were awaiting it" in output
+    assert vectors_pending(api) == 0
+    # The same index the migrations made, usable, and it serves large scopes.
+    assert index_definition() == as_migrated
+    assert HNSW_INDEX in plan_of_unfiltered_search("antique brass telescopes")
+    # A build again finds nothing waiting and leaves the same index.
+    assert "0 memories were awaiting it" in vector_index("build")
+    assert index_definition() == as_migrated
+    found = memory_query(query="antique brass telescopes lighthouse", k=5)
+    assert str(found[0].memory.id) == keeper["id"]
+
+
+@on_postgres
+def test_without_the_index_adds_and_large_searches_go_on_exactly(as_migrated, api, add, settings):
+    settings.OM_HNSW_MIN_SCOPE = 10  # the unfiltered search takes the large-scope path
+    add_crowd(add, 20)
+
+    assert "dropped" in vector_index("drop")
+    assert index_definition() is None
+    assert HNSW_INDEX not in plan_of_unfiltered_search("enjoys jazz")
+    # Meanwhile the indexer clears the queue without a graph to insert into.
+    sailor = add("Restores wooden canoes by the lake every summer", user_id="sailor")
+    assert vectors_pending(api) == 21
+    assert index_vectors.apply().get() == 21
+    assert vectors_pending(api) == 0
+    exact = memory_query(query="restores wooden canoes by the lake", k=5)
+    assert str(exact[0].memory.id) == sailor["id"]
+    jazz = [m.memory.content for m in memory_query(query="enjoys jazz", k=5)]
+    assert all("jazz" in content for content in jazz)
+
+    vector_index("build")
+
+    assert index_definition() == as_migrated
+    assert HNSW_INDEX in plan_of_unfiltered_search("enjoys jazz")
+    again = memory_query(query="restores wooden canoes by the lake", k=5)
+    assert again[0].memory.id == exact[0].memory.id
+
+
+@on_postgres
+def test_a_build_replaces_an_index_left_broken_by_an_interrupted_one(as_migrated):
+    # An interrupted CREATE INDEX CONCURRENTLY leaves an invalid index under the name; a
+    # build must not stop at "already exists".
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX {HNSW_INDEX}")
+        cursor.execute(f"CREATE INDEX {HNSW_INDEX} ON memories_memory (user_id)")
+
+    vector_index("build")
+
+    assert index_definition() == as_migrated
+
+
+@on_postgres
+def test_the_build_memory_can_be_set_but_not_below_postgresql_s_minimum(as_migrated):
+    with pytest.raises(CommandError, match="at least 64"):
+        vector_index("build", "--memory-mb", "10")
+    assert index_definition() == as_migrated  # nothing was dropped
+
+    vector_index("build", "--memory-mb", "128")
+    assert index_definition() == as_migrated
+
+
+@on_sqlite
+def test_on_sqlite_there_is_no_index_and_nothing_changes(api, add):
+    add("Keeps bees on the roof of the library", user_id="beekeeper")
+
+    assert "nothing to do on sqlite" in vector_index("build")
+    assert "nothing to do on sqlite" in vector_index("drop")
+    assert memory_query(query="bees on the roof", k=1)[0].memory.content.startswith("Keeps bees")
