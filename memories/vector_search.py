@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from memories.models import Memory, MemoryQuerySet, PendingVector, as_uuid
 # same expression can use it, so the exact path below can never be hijacked by the index.
 HNSW_DIM = 384
 HNSW_INDEX = "memory_embedding_hnsw_384"
+# A drop or build of the index in another process is seen this late by this one's adds.
+INDEX_SEEN_SECONDS = 10.0
 # What pgvector's build holds per 384-d memory (m = 16): 64 MB held 28,365 of them. The
 # default for a build is that much per memory, no more than BUILD_MB_CAP: the database's own
 # memory is not the app's to know, and a larger build is slower, not wrong.
@@ -196,6 +199,10 @@ class PgvectorBackend:
     (index_pending, run in the background after adds), and searches rank pending memories
     exactly beside the graph's answer, so nothing is missed in between."""
 
+    def __init__(self) -> None:
+        # When this process last looked for the index, and whether it was there.
+        self._index_seen: tuple[float, bool] = (float("-inf"), True)
+
     def search(
         self, scope: MemoryQuerySet, vector: np.ndarray, k: int, *, large: bool | None = None
     ) -> list[Hit]:
@@ -260,7 +267,12 @@ class PgvectorBackend:
         return not scope_is_large(size)
 
     def pending(self, dim: int) -> bool:
-        return dim == HNSW_DIM  # other dimensions are never in the graph
+        # Other dimensions are never in the graph. With no index (dropped for an import), a
+        # memory has no graph to wait for: stored outside the queue, it needs no flag update
+        # later, and the build takes it in. A process that has not yet seen the index come
+        # back stores one so anyway, and PostgreSQL then inserts it into the graph with its
+        # add (slower, never missed); one that has not seen it go queues it as usual.
+        return dim == HNSW_DIM and self._index_exists()
 
     def index_pending(self, limit: int) -> int:
         queue = connection.ops.quote_name(PendingVector._meta.db_table)
@@ -289,6 +301,18 @@ class PgvectorBackend:
     def drop_index(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {HNSW_INDEX}")
+        self._index_seen = (time.monotonic(), False)
+
+    def _index_exists(self) -> bool:
+        """Whether the index exists, as seen at most INDEX_SEEN_SECONDS ago."""
+        seen_at, exists = self._index_seen
+        now = time.monotonic()
+        if now - seen_at > INDEX_SEEN_SECONDS:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [HNSW_INDEX])
+                exists = cursor.fetchone()[0]
+            self._index_seen = (now, exists)
+        return exists
 
     def create_index(self, *, memory_mb: int | None = None) -> None:
         # A graph that outgrows maintenance_work_mem is built far more slowly (pgvector says
@@ -302,6 +326,7 @@ class PgvectorBackend:
                 cursor.execute(_CREATE_HNSW)
             finally:
                 cursor.execute("RESET maintenance_work_mem")
+        self._index_seen = (time.monotonic(), True)
 
     @staticmethod
     def _nearest(

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from memories.selectors import memory_query
 from memories.tasks import index_vectors
-from memories.vector_search import HNSW_INDEX
+from memories.vector_search import HNSW_INDEX, PgvectorBackend
 
 on_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the HNSW index exists on PostgreSQL only"
@@ -108,10 +108,11 @@ def test_without_the_index_adds_and_large_searches_go_on_exactly(as_migrated, ap
     assert "dropped" in vector_index("drop")
     assert index_definition() is None
     assert HNSW_INDEX not in plan_of_unfiltered_search("enjoys jazz")
-    # Meanwhile the indexer clears the queue without a graph to insert into.
+    # A memory added now has no graph to wait for: it is not queued. The indexer clears
+    # what was queued before, with no graph to insert into.
     sailor = add("Restores wooden canoes by the lake every summer", user_id="sailor")
-    assert vectors_pending(api) == 21
-    assert index_vectors.apply().get() == 21
+    assert vectors_pending(api) == 20
+    assert index_vectors.apply().get() == 20
     assert vectors_pending(api) == 0
     exact = memory_query(query="restores wooden canoes by the lake", k=5)
     assert str(exact[0].memory.id) == sailor["id"]
@@ -124,6 +125,29 @@ def test_without_the_index_adds_and_large_searches_go_on_exactly(as_migrated, ap
     assert HNSW_INDEX in plan_of_unfiltered_search("enjoys jazz")
     again = memory_query(query="restores wooden canoes by the lake", k=5)
     assert again[0].memory.id == exact[0].memory.id
+
+
+@on_postgres
+def test_an_add_that_missed_the_index_coming_back_is_in_it_all_the_same(
+    as_migrated, api, add, settings
+):
+    settings.OM_HNSW_MIN_SCOPE = 10
+    add_crowd(add, 20)
+    vector_index("drop")
+    # Another process builds the index; this one saw it dropped a moment ago and stores the
+    # next memory outside the queue, as if there were no graph.
+    PgvectorBackend().create_index()
+    keeper = add("The lighthouse keeper collects antique brass telescopes", user_id="keeper")
+
+    assert vectors_pending(api) == 20  # the crowd's, queued before the drop; not the keeper's
+    # PostgreSQL put it into the graph with its add: the index alone finds it.
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            found = memory_query(query="antique brass telescopes lighthouse", k=3)
+        finally:
+            cursor.execute("RESET enable_seqscan")
+    assert str(found[0].memory.id) == keeper["id"]
 
 
 @on_postgres
