@@ -29,10 +29,11 @@ INDEX_SEEN_SECONDS = 10.0
 # memory is not the app's to know, and a larger build is slower, not wrong.
 _BUILD_BYTES_PER_MEMORY = 2_400
 BUILD_MB_CAP = 4_096
-# As migration 0011 created it, built concurrently: adds and queries go on meanwhile.
+# As migration 0013 created it, built concurrently: adds and queries go on meanwhile.
 _CREATE_HNSW = (
     f"CREATE INDEX CONCURRENTLY {HNSW_INDEX} ON {Memory._meta.db_table} "
     f"USING hnsw ((embedding::vector({HNSW_DIM})) vector_cosine_ops) "
+    "WITH (ef_construction = 200) "
     f"WHERE embedding_dim = {HNSW_DIM} AND NOT vector_pending"
 )
 

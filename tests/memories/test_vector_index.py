@@ -69,6 +69,7 @@ def as_migrated(transactional_db, monkeypatch) -> tuple[str, bool]:
     monkeypatch.setattr("core.scheduler.run_soon", lambda *args, **kwargs: None)
     migrated = index_definition()
     assert migrated is not None and migrated[1]
+    assert "ef_construction='200'" in migrated[0]  # migration 0013: recall over build time
     yield migrated
     if index_definition() != migrated:
         vector_index("build")
