@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from memories.selectors import memory_query
 from memories.tasks import index_vectors
 from memories.vector_search import HNSW_INDEX, PgvectorBackend
+from tests.plans import search_plan
 
 on_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the HNSW index exists on PostgreSQL only"
@@ -42,22 +43,7 @@ def index_definition() -> tuple[str, bool] | None:
 def plan_of_unfiltered_search(text: str) -> str:
     with CaptureQueriesContext(connection) as captured:
         memory_query(query=text, k=5)
-    search_sql = next(q["sql"] for q in captured if "<=>" in q["sql"])
-    with connection.cursor() as cursor:
-        # At this size a scan and a sort are cheaper; with both off the planner takes the
-        # index whenever the query can use it (see test_pgvector.py).
-        cursor.execute("SET enable_seqscan = off")
-        cursor.execute("SET enable_sort = off")
-        try:
-            cursor.execute("EXPLAIN " + search_sql)
-            return "\n".join(row[0] for row in cursor.fetchall())
-        finally:
-            cursor.execute("RESET enable_seqscan")
-            cursor.execute("RESET enable_sort")
-
-
-def vectors_pending(api) -> int:
-    return api.get("/health").json()["vectors_pending"]
+    return search_plan(next(q["sql"] for q in captured if "<=>" in q["sql"]))
 
 
 @pytest.fixture
@@ -81,16 +67,18 @@ def add_crowd(add, count: int) -> None:
 
 
 @on_postgres
-def test_a_build_takes_in_every_pending_memory_in_one_pass(as_migrated, api, add, settings):
+def test_a_build_takes_in_every_pending_memory_in_one_pass(
+    as_migrated, vectors_pending, add, settings
+):
     settings.OM_HNSW_MIN_SCOPE = 10  # the unfiltered search takes the large-scope path
     add_crowd(add, 40)
     keeper = add("The lighthouse keeper collects antique brass telescopes", user_id="keeper")
-    assert vectors_pending(api) == 41
+    assert vectors_pending() == 41
 
     output = vector_index("build")
 
     assert "41 memories were awaiting it" in output
-    assert vectors_pending(api) == 0
+    assert vectors_pending() == 0
     # The same index the migrations made, usable, and it serves large scopes.
     assert index_definition() == as_migrated
     assert HNSW_INDEX in plan_of_unfiltered_search("antique brass telescopes")
@@ -102,7 +90,9 @@ def test_a_build_takes_in_every_pending_memory_in_one_pass(as_migrated, api, add
 
 
 @on_postgres
-def test_without_the_index_adds_and_large_searches_go_on_exactly(as_migrated, api, add, settings):
+def test_without_the_index_adds_and_large_searches_go_on_exactly(
+    as_migrated, vectors_pending, add, settings
+):
     settings.OM_HNSW_MIN_SCOPE = 10  # the unfiltered search takes the large-scope path
     add_crowd(add, 20)
 
@@ -112,9 +102,9 @@ def test_without_the_index_adds_and_large_searches_go_on_exactly(as_migrated, ap
     # A memory added now has no graph to wait for: it is not queued. The indexer clears
     # what was queued before, with no graph to insert into.
     sailor = add("Restores wooden canoes by the lake every summer", user_id="sailor")
-    assert vectors_pending(api) == 20
+    assert vectors_pending() == 20
     assert index_vectors.apply().get() == 20
-    assert vectors_pending(api) == 0
+    assert vectors_pending() == 0
     exact = memory_query(query="restores wooden canoes by the lake", k=5)
     assert str(exact[0].memory.id) == sailor["id"]
     jazz = [m.memory.content for m in memory_query(query="enjoys jazz", k=5)]
@@ -130,7 +120,7 @@ def test_without_the_index_adds_and_large_searches_go_on_exactly(as_migrated, ap
 
 @on_postgres
 def test_an_add_that_missed_the_index_coming_back_is_in_it_all_the_same(
-    as_migrated, api, add, settings
+    as_migrated, vectors_pending, add, settings
 ):
     settings.OM_HNSW_MIN_SCOPE = 10
     add_crowd(add, 20)
@@ -140,7 +130,7 @@ def test_an_add_that_missed_the_index_coming_back_is_in_it_all_the_same(
     PgvectorBackend().create_index()
     keeper = add("The lighthouse keeper collects antique brass telescopes", user_id="keeper")
 
-    assert vectors_pending(api) == 20  # the crowd's, queued before the drop; not the keeper's
+    assert vectors_pending() == 20  # the crowd's, queued before the drop; not the keeper's
     # PostgreSQL put it into the graph with its add: the index alone finds it.
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
