@@ -29,6 +29,9 @@ INDEX_SEEN_SECONDS = 10.0
 # memory is not the app's to know, and a larger build is slower, not wrong.
 _BUILD_BYTES_PER_MEMORY = 2_400
 BUILD_MB_CAP = 4_096
+# What PostgreSQL accepts for maintenance_work_mem, in MB (its lower limit is 1 MB, but
+# pgvector needs far more than that for any graph worth building).
+BUILD_MB_RANGE = (64, 2_097_151)
 # As migration 0013 created it, built concurrently: adds and queries go on meanwhile.
 _CREATE_HNSW = (
     f"CREATE INDEX CONCURRENTLY {HNSW_INDEX} ON {Memory._meta.db_table} "
@@ -320,7 +323,8 @@ class PgvectorBackend:
         # so in a notice); the setting is this session's only, reset whatever happens.
         if memory_mb is None:
             size = Memory.objects.filter(embedding_dim=HNSW_DIM, vector_pending=False).count()
-            memory_mb = min(BUILD_MB_CAP, max(64, size * _BUILD_BYTES_PER_MEMORY // 2**20 + 1))
+            needed = size * _BUILD_BYTES_PER_MEMORY // 2**20 + 1
+            memory_mb = min(BUILD_MB_CAP, max(BUILD_MB_RANGE[0], needed))
         with connection.cursor() as cursor:
             cursor.execute(f"SET maintenance_work_mem = '{int(memory_mb)}MB'")
             try:

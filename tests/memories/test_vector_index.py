@@ -155,13 +155,32 @@ def test_a_build_replaces_an_index_left_broken_by_an_interrupted_one(as_migrated
 
 
 @on_postgres
-def test_the_build_memory_can_be_set_but_not_below_postgresql_s_minimum(as_migrated):
-    with pytest.raises(CommandError, match="at least 64"):
-        vector_index("build", "--memory-mb", "10")
-    assert index_definition() == as_migrated  # nothing was dropped
+@pytest.mark.parametrize("memory_mb", ["10", "2097152"])
+def test_a_build_memory_postgresql_would_refuse_is_refused_before_anything_is_dropped(
+    as_migrated, memory_mb
+):
+    with pytest.raises(CommandError, match="between 64 and 2097151"):
+        vector_index("build", "--memory-mb", memory_mb)
 
-    vector_index("build", "--memory-mb", "128")
     assert index_definition() == as_migrated
+
+
+@on_postgres
+def test_the_build_uses_the_memory_asked_for_and_only_for_the_build(as_migrated):
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW maintenance_work_mem")
+        before = cursor.fetchone()[0]
+
+    with CaptureQueriesContext(connection) as captured:
+        vector_index("build", "--memory-mb", "128")
+
+    statements = [q["sql"] for q in captured]
+    setting = statements.index("SET maintenance_work_mem = '128MB'")
+    assert statements[setting + 1].startswith(f"CREATE INDEX CONCURRENTLY {HNSW_INDEX}")
+    assert index_definition() == as_migrated
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW maintenance_work_mem")
+        assert cursor.fetchone()[0] == before
 
 
 @on_sqlite

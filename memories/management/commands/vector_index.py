@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from memories.services import memories_build_vector_index, memories_drop_vector_index
+from memories.vector_search import BUILD_MB_RANGE
 
 
 class Command(BaseCommand):
@@ -29,8 +30,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, action: str, memory_mb: int | None, **options) -> None:
-        if memory_mb is not None and memory_mb < 64:
-            raise CommandError("--memory-mb must be at least 64")
+        low, high = BUILD_MB_RANGE
+        # Checked before anything is dropped: PostgreSQL refusing the setting mid-build
+        # would leave the index missing.
+        if memory_mb is not None and not low <= memory_mb <= high:
+            raise CommandError(f"--memory-mb must be between {low} and {high}")
         if connection.vendor != "postgresql":
             self.stdout.write(f"nothing to do on {connection.vendor}: every search is exact")
             return
