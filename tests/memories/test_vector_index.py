@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 
 import pytest
@@ -181,6 +182,29 @@ def test_the_build_uses_the_memory_asked_for_and_only_for_the_build(as_migrated)
     with connection.cursor() as cursor:
         cursor.execute("SHOW maintenance_work_mem")
         assert cursor.fetchone()[0] == before
+
+
+def index_oid() -> int | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)::oid", [HNSW_INDEX])
+        return cursor.fetchone()[0]
+
+
+@on_postgres
+def test_migration_0013_rebuilds_an_older_index_and_keeps_one_already_built_so(as_migrated):
+    migration = importlib.import_module("memories.migrations.0013_hnsw_ef_construction")
+    with connection.schema_editor() as editor:
+        migration.backwards(None, editor)  # the index as migration 0011 left it
+    assert "ef_construction" not in index_definition()[0]
+
+    with connection.schema_editor() as editor:
+        migration.forwards(None, editor)
+    assert index_definition() == as_migrated
+    # Built so already (as `vector_index build` before `migrate` leaves it): kept as it is.
+    built = index_oid()
+    with connection.schema_editor() as editor:
+        migration.forwards(None, editor)
+    assert index_oid() == built
 
 
 @on_sqlite
