@@ -15,14 +15,13 @@ from collections import Counter, defaultdict
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import Case, Count, F, FloatField, Sum, Value, When
+from django.db.models import Count, Sum
 
 from core.scope import ALL_USERS
 from memories.models import (
     Memory,
     MemoryQuerySet,
     MemoryTerm,
-    RawRowsQuerySet,
     as_uuid,
     insert_rows,
 )
@@ -179,17 +178,25 @@ SAMPLE_MEMORIES = 5000
 SCORED_POSTINGS = 5000
 # How many memories, the best by those words, are then scored on every word.
 SCORED_HOLDERS = 100
-# How long a large scope's memory count and total length are reused (BM25's N and average
-# length move by a fraction of a percent in that time in a scope this size).
+# How long a large scope's memory count and total length, and its common words' estimated
+# document frequencies, are reused: in a scope this size they move by a fraction of a
+# percent in that time (a common word's IDF by less), and questions share their common
+# words, so most searches count only their rare words, in one statement.
 STATS_SECONDS = 60.0
 
+# Past this many cached words, the expired ones are dropped.
+COMMON_CACHED = 10_000
+
 _stats: dict[object, tuple[float, tuple[int, int]]] = {}
+# (scope, word) -> (when, estimated document frequency) of the common words.
+_common: dict[tuple[object, str], tuple[float, int]] = {}
 _stats_lock = threading.Lock()
 
 
 def clear_stats() -> None:
     with _stats_lock:
         _stats.clear()
+        _common.clear()
 
 
 def known_size(user_id: str | object | None) -> int | None:
@@ -222,16 +229,17 @@ class LargeScope:
 
     Document frequencies are exact for words with fewer than COMMON_POSTINGS postings in
     the scope; a more common word's is estimated from the memories whose ids fall in the
-    lowest SAMPLE_MEMORIES / N of the id space (ids are random: a uniform sample).
-    Candidates come from the query's rarest words, as many as hold at most SCORED_POSTINGS
-    postings together (`chosen`): the database scores their postings and returns the
-    SCORED_HOLDERS best memories, which are then scored on every word; the full BM25 is
-    computed for the memories `scores` is asked about. A memory holding only words more
-    common than those is found by the vector search or not at all: its BM25 is low in a
-    scope where its words are that common."""
+    lowest SAMPLE_MEMORIES / N of the id space (ids are random: a uniform sample), and
+    reused for STATS_SECONDS. Candidates come from the query's rarest words, as many as
+    hold at most SCORED_POSTINGS postings together (`chosen`): the database scores their
+    postings and returns the SCORED_HOLDERS best memories, which are then scored on every
+    word; the full BM25 is computed for the memories `scores` is asked about. A memory
+    holding only words more common than those is found by the vector search or not at
+    all: its BM25 is low in a scope where its words are that common."""
 
     def __init__(self, query: str, *, user_id: str | object | None = ALL_USERS) -> None:
-        self.vendor = connections[Memory.objects.db].vendor
+        self.connection = connections[MemoryTerm.objects.db]
+        self.vendor = self.connection.vendor
         self.user_id = user_id
         self.idf: dict[str, float] = {}
         self.chosen: list[str] = []
@@ -244,11 +252,7 @@ class LargeScope:
         if not wanted or not n or not length:
             return
         self.average = length / n
-        postings = self._postings()
-        # Bounded counts: a common word's postings are never all counted.
-        frequency = {t: postings.filter(term=t)[:COMMON_POSTINGS].count() for t in wanted}
-        common = [term for term, df in frequency.items() if df >= COMMON_POSTINGS]
-        frequency.update(self._estimate(postings, common, n))
+        frequency = self._frequencies(wanted, n)
         self.idf = {
             term: math.log(1 + (n - df + 0.5) / (df + 0.5)) for term, df in frequency.items() if df
         }
@@ -259,68 +263,140 @@ class LargeScope:
                 break
             self.chosen.append(term)
 
-    def _postings(self) -> RawRowsQuerySet:
-        postings = MemoryTerm.objects.all()
-        if self.user_id is ALL_USERS:
-            return postings
-        if self.user_id is None:
-            return postings.filter(user_id__isnull=True)
-        return postings.filter(user_id=self.user_id)
-
-    @staticmethod
-    def _estimate(postings: RawRowsQuerySet, terms: list[str], n: int) -> dict[str, int]:
-        if not terms:
-            return {}
+    def _frequencies(self, wanted: list[str], n: int) -> dict[str, int]:
+        """Each word's document frequency in the scope: the common words' from the cache
+        when a search measured them recently, the others' in one statement."""
+        now = time.monotonic()
+        frequency: dict[str, int] = {}
+        with _stats_lock:
+            for term in wanted:
+                entry = _common.get((self.user_id, term))
+                if entry is not None and now - entry[0] <= STATS_SECONDS:
+                    frequency[term] = entry[1]
+        counted = [term for term in wanted if term not in frequency]
+        if not counted:
+            return frequency
         share = min(1.0, SAMPLE_MEMORIES / n)
         pivot = uuid.UUID(int=min(2**128 - 1, int(share * 2**128)))
-        counts = dict(
-            postings.filter(term__in=terms, memory_id__lt=pivot)
-            .order_by()
-            .values("term")
-            .annotate(df=Count("*"))
-            .values_list("term", "df")
-        )
-        # At least COMMON_POSTINGS: that many were seen.
-        return {t: max(COMMON_POSTINGS, min(n, round(counts.get(t, 0) / share))) for t in terms}
+        common: dict[str, int] = {}
+        for term, (bounded, sampled) in zip(counted, self._counts(counted, pivot), strict=True):
+            if bounded < COMMON_POSTINGS:
+                frequency[term] = bounded
+            else:
+                # At least COMMON_POSTINGS: that many were seen.
+                common[term] = max(COMMON_POSTINGS, min(n, round(sampled / share)))
+        frequency.update(common)
+        with _stats_lock:
+            if len(_common) > COMMON_CACHED:
+                for key in [
+                    key for key, (when, _) in _common.items() if now - when > STATS_SECONDS
+                ]:
+                    del _common[key]
+            _common.update({(self.user_id, term): (now, df) for term, df in common.items()})
+        return frequency
+
+    def _owner(self, params: list) -> str:
+        """The SQL condition on the postings' user, its parameter appended to `params`."""
+        if self.user_id is ALL_USERS:
+            return ""
+        if self.user_id is None:
+            return " AND user_id IS NULL"
+        params.append(self.user_id)
+        return " AND user_id = %s"
+
+    def _counts(self, terms: list[str], pivot: uuid.UUID) -> list[tuple[int, int | None]]:
+        """For each word, its postings counted up to COMMON_POSTINGS and, for a word that
+        has that many, the number of those of memories whose ids are below `pivot` (None
+        for the others): one statement, whose CASE runs a sample only for a common word."""
+        table = self.connection.ops.quote_name(MemoryTerm._meta.db_table)
+        below = Memory._meta.pk.get_db_prep_value(pivot, self.connection)
+        parts, params = [], []
+        for i, term in enumerate(terms):
+            params += [COMMON_POSTINGS, term]
+            sample = f"SELECT COUNT(*) FROM {table} WHERE term = %s{self._owner(params)}"
+            params += [below, term]
+            bounded = f"SELECT 1 FROM {table} WHERE term = %s{self._owner(params)} LIMIT %s"
+            params.append(COMMON_POSTINGS)
+            parts.append(
+                f"SELECT {i} AS i, n, CASE WHEN n >= %s THEN ({sample} AND memory_id < %s) END"
+                f" FROM (SELECT (SELECT COUNT(*) FROM ({bounded}) AS p) AS n) AS c{i}"
+            )
+        with self.connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            rows = {i: (n, sampled) for i, n, sampled in cursor.fetchall()}
+        return [rows[i] for i in range(len(terms))]
 
     def _term(self, term: str, tf: int, dl: int) -> float:
         norm = K1 * (1 - B + B * dl / self.average)
         return self.idf[term] * tf * (K1 + 1) / (tf + norm)
 
-    def best(self, n: int) -> list[uuid.UUID]:
+    def best(self, n: int, *, reading: list[uuid.UUID] = ()) -> list[uuid.UUID]:
         """The n memories with the best BM25 (every word counted) out of the SCORED_HOLDERS
-        best by the chosen words alone."""
-        if not self.chosen:
+        best by the chosen words alone. The postings of the memories `reading` (the vector
+        search's, scored next) are read in the same statement."""
+        missing = [pk for pk in dict.fromkeys(reading) if self._key(pk) not in self.read]
+        if not self.idf or not (self.chosen or missing):
             return []
-        idf = Case(
-            *[When(term=term, then=Value(self.idf[term])) for term in self.chosen],
-            output_field=FloatField(),
-        )
-        # _term() in SQL: idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / average)).
-        tf, dl = F("frequency"), F("length")
-        score = (idf * tf * Value(K1 + 1)) / (
-            tf + Value(K1 * (1 - B)) + Value(K1 * B / self.average) * dl
-        )
-        top = (
-            self._postings()
-            .filter(term__in=self.chosen)
-            .values("memory_id")
-            .annotate(score=Sum(score, output_field=FloatField()))
-            .order_by("-score", "memory_id")
-            .values_list("memory_id", flat=True)[:SCORED_HOLDERS]
-        )
-        keys = [pk.hex if self.vendor == "sqlite" else pk for pk in top]
-        self._complete(keys)
-        keys.sort(key=lambda pk: (-self.raw.get(pk, 0.0), str(pk)))
-        return [as_uuid(pk) for pk in keys[:n]]
+        table = self.connection.ops.quote_name(MemoryTerm._meta.db_table)
+        params: list = []
+        top = f"SELECT memory_id FROM {table} WHERE 1 = 0"
+        if self.chosen:
+            # _term() in SQL: idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / average)).
+            params += self.chosen
+            owner = self._owner(params)
+            for term in self.chosen:
+                params += [term, self.idf[term]]
+            params += [K1 + 1, K1 * (1 - B), K1 * B / self.average, SCORED_HOLDERS]
+            idf = " ".join(["WHEN %s THEN %s"] * len(self.chosen))
+            top = (
+                f"SELECT memory_id FROM {table}"
+                f" WHERE term IN ({', '.join(['%s'] * len(self.chosen))}){owner}"
+                " GROUP BY memory_id ORDER BY"
+                f" SUM((CASE term {idf} END) * frequency * %s / (frequency + %s + %s * length))"
+                " DESC, memory_id LIMIT %s"
+            )
+        terms = list(self.idf)
+        params += terms
+        among = ""
+        if missing:
+            among = f" OR {self._among(missing, params)}"
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH top AS ({top}) SELECT memory_id, term, frequency, length,"
+                " memory_id IN (SELECT memory_id FROM top)"
+                f" FROM {table} WHERE term IN ({', '.join(['%s'] * len(terms))})"
+                f" AND (memory_id IN (SELECT memory_id FROM top){among})",
+                params,
+            )
+            rows = cursor.fetchall()
+        fresh = [row[:4] for row in rows if row[0] not in self.read]
+        self.read.update(row[0] for row in fresh)
+        self.read.update(self._key(pk) for pk in missing)
+        self._add(fresh)
+        held = list(dict.fromkeys(row[0] for row in rows if row[4]))
+        held.sort(key=lambda pk: (-self.raw.get(pk, 0.0), str(pk)))
+        return [as_uuid(pk) for pk in held[:n]]
 
     def scores(self, ids: list[uuid.UUID]) -> Scores:
         """BM25 (every word of the query) of the memories `ids`, as Scores: the word part
         is relative to the best of them."""
-        keys = [pk.hex if self.vendor == "sqlite" else pk for pk in ids]
+        keys = [self._key(pk) for pk in ids]
         self._complete(keys)
         raw = {pk: self.raw[pk] for pk in keys if pk in self.raw}
         return Scores(raw, {pk: self.held[pk] for pk in raw}, self.vendor)
+
+    def _key(self, pk: uuid.UUID) -> object:
+        """A memory id as the database returns it (32 hex digits on SQLite)."""
+        return pk.hex if self.vendor == "sqlite" else pk
+
+    def _among(self, ids: list[uuid.UUID], params: list) -> str:
+        """The SQL condition that a posting is of one of `ids`, its parameters appended:
+        one array on PostgreSQL (see MemoryQuerySet.with_ids)."""
+        if self.vendor == "postgresql":
+            params.append(list(ids))
+            return "memory_id = ANY(%s)"
+        params += [self._key(pk) for pk in ids]
+        return f"memory_id IN ({', '.join(['%s'] * len(ids))})"
 
     def _complete(self, keys: list) -> None:
         """Reads the postings of the memories not read yet (by their keys as the database

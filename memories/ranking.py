@@ -146,7 +146,8 @@ def _rank_large(
     awaiting = scope.not_embedded_by(model_id).exists()
     hits = backend.search(vector_scope, vector, pool, large=None if awaiting else True)
     best_similarity = max([VECTOR_FLOOR, *(h.similarity for h in hits)])
-    ids = list(dict.fromkeys([h.memory_id for h in hits] + words.best(pool)))
+    near = [h.memory_id for h in hits]
+    ids = list(dict.fromkeys(near + words.best(pool, reading=near)))
     # Rows and similarities in one read each: the ids are few.
     rows = backend.scan(scope.with_ids(ids), vector, model_id, small=True)
     found = _Candidates(rows, words.scores([as_uuid(row[0]) for row in rows]).part_of)

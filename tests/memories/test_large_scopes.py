@@ -5,13 +5,16 @@ on SQLite every scope is read whole, so there the same questions check the usual
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from memories import lexical
 from memories.lexical import LargeScope, bm25
-from memories.models import Memory, as_uuid
+from memories.models import Memory, MemoryTerm, as_uuid
 
 
 @pytest.fixture
@@ -88,6 +91,75 @@ def test_common_words_bring_no_candidates_but_count_in_the_scores(large, add):
     assert words.chosen == ["bonsai"]
     assert words.best(10) == [as_uuid(bonsai)]
     assert scores[as_uuid(bonsai)] > scores[ficus] > 0
+
+
+def test_a_large_scope_counts_all_its_words_in_one_statement(large, add):
+    for i in range(12):
+        add(f"Note {i}: watered the ficus", user_id="u1")
+    add("Watered the bonsai in its new pot", user_id="u1")
+    LargeScope("note", user_id="u1")  # the scope's size and totals, once
+
+    with CaptureQueriesContext(connection) as captured:
+        words = LargeScope("watered bonsai pot", user_id="u1")
+
+    assert len(captured.captured_queries) == 1
+    assert sorted(words.chosen) == ["bonsai", "pot"]  # "water" is common: 13 memories
+
+
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The monotonic clock lexical's caches read; advance it with clock[0] += seconds."""
+    now = [1000.0]
+    monkeypatch.setattr(lexical, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    return now
+
+
+def test_a_common_words_frequency_is_reused_for_a_while(large, add, clock):
+    for i in range(12):
+        add(f"Note {i}: watered the ficus", user_id="u1")
+    add("Watered the bonsai", user_id="u1")
+    before = LargeScope("watered bonsai", user_id="u1").idf
+    for i in range(6):
+        add(f"Watered the roses, day {i}", user_id="u1")
+
+    with CaptureQueriesContext(connection) as captured:
+        cached = LargeScope("watered bonsai", user_id="u1").idf
+    clock[0] += lexical.STATS_SECONDS + 1
+    after = LargeScope("watered bonsai", user_id="u1").idf
+
+    # The rare word is counted each time (one statement); the common one is not, until
+    # the scope's figures are measured again, 19 memories now hold it out of 19.
+    assert len(captured.captured_queries) == 1
+    assert cached == before
+    assert after["water"] < before["water"]
+    assert after == bm25_idf("watered bonsai", user_id="u1")
+
+
+def bm25_idf(text: str, *, user_id: str) -> dict[str, float]:
+    """Each query word's IDF over the user's memories, counted exactly."""
+    n = Memory.objects.filter(user_id=user_id).count()
+    idf = {}
+    for term in lexical.query_terms(text):
+        df = MemoryTerm.objects.filter(user_id=user_id, term=term).count()
+        idf[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return idf
+
+
+def test_the_vector_searchs_memories_are_read_with_the_best_by_words(large, add):
+    for i in range(12):
+        add(f"Note {i}: watered the ficus", user_id="u1")
+    bonsai = as_uuid(add("Watered the bonsai", user_id="u1")["id"])
+    ficus = Memory.objects.filter(content__startswith="Note 3:").get().pk
+    words = LargeScope("watered bonsai", user_id="u1")
+
+    with CaptureQueriesContext(connection) as captured:
+        best = words.best(10, reading=[ficus, bonsai])
+        scores = words.scores([bonsai, ficus]).as_dict()
+
+    assert len(captured.captured_queries) == 1
+    assert best == [bonsai]  # the memory read for the vector search is not a word candidate
+    exact = bm25("watered bonsai", user_id="u1").as_dict()
+    assert scores == pytest.approx({bonsai: exact[bonsai], ficus: exact[ficus]})
 
 
 def test_a_large_scopes_search_costs_the_same_statements_as_it_grows(large, add, query, settings):
