@@ -319,7 +319,8 @@ class LargeScope:
             params.append(COMMON_POSTINGS)
             parts.append(
                 f"SELECT {i} AS i, n, CASE WHEN n >= %s THEN ({sample} AND memory_id < %s) END"
-                f" FROM (SELECT (SELECT COUNT(*) FROM ({bounded}) AS p) AS n) AS c{i}"
+                # LIMIT 1 keeps PostgreSQL from pulling the count up into both its uses.
+                f" FROM (SELECT (SELECT COUNT(*) FROM ({bounded}) AS p) AS n LIMIT 1) AS c{i}"
             )
         with self.connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(parts), params)
@@ -347,25 +348,32 @@ class LargeScope:
             for term in self.chosen:
                 params += [term, self.idf[term]]
             params += [K1 + 1, K1 * (1 - B), K1 * B / self.average, SCORED_HOLDERS]
-            idf = " ".join(["WHEN %s THEN %s"] * len(self.chosen))
+            # Floats cast: PostgreSQL would take the literals as numeric, whose arithmetic
+            # made this aggregate over 5,000 postings 4 times slower.
+            real = "CAST(%s AS DOUBLE PRECISION)"
+            idf = " ".join([f"WHEN %s THEN {real}"] * len(self.chosen))
             top = (
                 f"SELECT memory_id FROM {table}"
                 f" WHERE term IN ({', '.join(['%s'] * len(self.chosen))}){owner}"
                 " GROUP BY memory_id ORDER BY"
-                f" SUM((CASE term {idf} END) * frequency * %s / (frequency + %s + %s * length))"
-                " DESC, memory_id LIMIT %s"
+                f" SUM((CASE term {idf} END) * frequency * {real}"
+                f" / (frequency + {real} + {real} * length)) DESC, memory_id LIMIT %s"
             )
+        wanted = "SELECT memory_id FROM top"
+        if missing:
+            wanted += f" UNION {self._listed(missing, params)}"
         terms = list(self.idf)
         params += terms
-        among = ""
-        if missing:
-            among = f" OR {self._among(missing, params)}"
+        # A join with the wanted ids, not an OR of two conditions: with the OR, PostgreSQL
+        # read every posting of the query's words at a million memories (26 ms) instead
+        # of each memory's own few, from the (memory, term) index.
         with self.connection.cursor() as cursor:
             cursor.execute(
-                f"WITH top AS ({top}) SELECT memory_id, term, frequency, length,"
-                " memory_id IN (SELECT memory_id FROM top)"
-                f" FROM {table} WHERE term IN ({', '.join(['%s'] * len(terms))})"
-                f" AND (memory_id IN (SELECT memory_id FROM top){among})",
+                f"WITH top AS ({top}), wanted AS ({wanted})"
+                " SELECT p.memory_id, p.term, p.frequency, p.length,"
+                " p.memory_id IN (SELECT memory_id FROM top)"
+                f" FROM {table} p JOIN wanted w ON w.memory_id = p.memory_id"
+                f" WHERE p.term IN ({', '.join(['%s'] * len(terms))})",
                 params,
             )
             rows = cursor.fetchall()
@@ -389,14 +397,14 @@ class LargeScope:
         """A memory id as the database returns it (32 hex digits on SQLite)."""
         return pk.hex if self.vendor == "sqlite" else pk
 
-    def _among(self, ids: list[uuid.UUID], params: list) -> str:
-        """The SQL condition that a posting is of one of `ids`, its parameters appended:
-        one array on PostgreSQL (see MemoryQuerySet.with_ids)."""
+    def _listed(self, ids: list[uuid.UUID], params: list) -> str:
+        """A SELECT of `ids` as memory ids, its parameters appended: one array on
+        PostgreSQL (see MemoryQuerySet.with_ids)."""
         if self.vendor == "postgresql":
             params.append(list(ids))
-            return "memory_id = ANY(%s)"
+            return "SELECT unnest(%s::uuid[])"
         params += [self._key(pk) for pk in ids]
-        return f"memory_id IN ({', '.join(['%s'] * len(ids))})"
+        return "VALUES " + ", ".join(["(%s)"] * len(ids))
 
     def _complete(self, keys: list) -> None:
         """Reads the postings of the memories not read yet (by their keys as the database
