@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.scope import ALL_USERS
 from memories import lexical
 from memories.lexical import LargeScope, bm25
 from memories.models import Memory, MemoryTerm, as_uuid
@@ -77,6 +78,25 @@ def test_with_only_rare_words_the_scores_are_bm25s(large, add):
 
     assert sorted(words.chosen) == ["bonsai", "pot"]
     assert words.scores(list(exact)).as_dict() == pytest.approx(exact)
+
+
+@pytest.mark.parametrize("owner", ["u1", None, ALL_USERS], ids=["user", "shared", "everyone"])
+def test_every_kind_of_large_scope_gets_exact_bm25_when_its_sample_is_whole(large, add, owner):
+    mine = {} if owner is None else {"user_id": "u1"}
+    for i in range(12):
+        add(f"Note {i}: watered the ficus", **mine)
+    bonsai = as_uuid(add("Watered the bonsai", **mine)["id"])
+    ficus = Memory.objects.filter(content__startswith="Note 3:").get().pk
+    add("Watered the lawn of the neighbours", user_id="u2")  # not in the user or shared scope
+
+    words = LargeScope("watered bonsai", user_id=owner)
+    best = words.best(10, reading=[ficus])
+
+    exact = bm25("watered bonsai", user_id=owner).as_dict()
+    assert best == [bonsai]
+    assert words.scores([bonsai, ficus]).as_dict() == pytest.approx(
+        {bonsai: exact[bonsai], ficus: exact[ficus]}
+    )
 
 
 def test_common_words_bring_no_candidates_but_count_in_the_scores(large, add):
