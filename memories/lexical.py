@@ -340,7 +340,7 @@ class LargeScope:
             return []
         table = self.connection.ops.quote_name(MemoryTerm._meta.db_table)
         params: list = []
-        top = f"SELECT memory_id FROM {table} WHERE 1 = 0"
+        top = None
         if self.chosen:
             # _term() in SQL: idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / average)).
             params += self.chosen
@@ -359,24 +359,7 @@ class LargeScope:
                 f" SUM((CASE term {idf} END) * frequency * {real}"
                 f" / (frequency + {real} + {real} * length)) DESC, memory_id LIMIT %s"
             )
-        wanted = "SELECT memory_id FROM top"
-        if missing:
-            wanted += f" UNION {self._listed(missing, params)}"
-        terms = list(self.idf)
-        params += terms
-        # A join with the wanted ids, not an OR of two conditions: with the OR, PostgreSQL
-        # read every posting of the query's words at a million memories (26 ms) instead
-        # of each memory's own few, from the (memory, term) index.
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                f"WITH top AS ({top}), wanted AS ({wanted})"
-                " SELECT p.memory_id, p.term, p.frequency, p.length,"
-                " p.memory_id IN (SELECT memory_id FROM top)"
-                f" FROM {table} p JOIN wanted w ON w.memory_id = p.memory_id"
-                f" WHERE p.term IN ({', '.join(['%s'] * len(terms))})",
-                params,
-            )
-            rows = cursor.fetchall()
+        rows = self._read(missing, top, params)
         fresh = [row[:4] for row in rows if row[0] not in self.read]
         self.read.update(row[0] for row in fresh)
         self.read.update(self._key(pk) for pk in missing)
@@ -413,16 +396,33 @@ class LargeScope:
         if not self.idf or not missing:
             return
         self.read.update(missing)
-        self._add(self._rows(missing, list(self.idf)))
+        self._add([row[:4] for row in self._read([as_uuid(pk) for pk in missing])])
 
-    @staticmethod
-    def _rows(keys: list, terms: list[str]) -> list[tuple]:
-        return (
-            MemoryTerm.objects.with_ids([as_uuid(pk) for pk in keys], "memory")
-            .filter(term__in=terms)
-            .order_by()
-            .raw_rows("memory_id", "term", "frequency", "length")
-        )
+    def _read(self, ids: list[uuid.UUID], top: str | None = None, params: list = ()) -> list:
+        """(memory id, term, frequency, length, whether `top` holds it) of the query's words'
+        postings of the memories `ids` and of those the SELECT `top` (with its `params`)
+        names, in one statement."""
+        table = self.connection.ops.quote_name(MemoryTerm._meta.db_table)
+        params = list(params)
+        top = top or f"SELECT memory_id FROM {table} WHERE 1 = 0"
+        wanted = "SELECT memory_id FROM top"
+        if ids:
+            wanted += f" UNION {self._listed(ids, params)}"
+        terms = list(self.idf)
+        params += terms
+        # A join with the wanted ids, not an OR of two conditions: with the OR, PostgreSQL
+        # read every posting of the query's words at a million memories (26 ms) instead
+        # of each memory's own few, from the (memory, term) index.
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH top AS ({top}), wanted AS ({wanted})"
+                " SELECT p.memory_id, p.term, p.frequency, p.length,"
+                " p.memory_id IN (SELECT memory_id FROM top)"
+                f" FROM {table} p JOIN wanted w ON w.memory_id = p.memory_id"
+                f" WHERE p.term IN ({', '.join(['%s'] * len(terms))})",
+                params,
+            )
+            return cursor.fetchall()
 
     def _add(self, rows: list[tuple]) -> None:
         weight = sum(self.idf.values())
